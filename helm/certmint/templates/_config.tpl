@@ -1,0 +1,51 @@
+{{/*
+certmint's configuration file (`certmint serve --config`). Keys are the binary's
+snake_case contract; values come from the chart's camelCase values.
+*/}}
+{{- define "certmint.config" -}}
+listen: {{ printf "0.0.0.0:%d" (int .Values.ports.grpc) | quote }}
+admin_listen: {{ printf "0.0.0.0:%d" (int .Values.ports.admin) | quote }}
+trust_domain: {{ .Values.trustDomain | quote }}
+control_namespace: {{ .Values.controlNamespace | quote }}
+log_format: {{ .Values.log.format | quote }}
+issuance:
+  lifetime: {{ .Values.issuance.lifetime | quote }}
+  clock_skew: {{ .Values.issuance.clockSkew | quote }}
+issuer:
+  source: kubernetes
+  dir: /var/run/certmint/issuer  # unused with source kubernetes
+  namespace: {{ .Release.Namespace | quote }}
+  secret: {{ .Values.issuer.secretName | quote }}
+  reload_interval: {{ .Values.issuer.reloadInterval | quote }}
+trust_anchors:
+  source: kubernetes
+  file: /var/run/certmint/anchors/ca-bundle.crt  # unused with source kubernetes
+  namespace: {{ .Release.Namespace | quote }}
+  configmap: {{ .Values.trustAnchors.configMapName | quote }}
+  key: {{ .Values.trustAnchors.key | quote }}
+  reload_interval: {{ .Values.trustAnchors.reloadInterval | quote }}
+authn:
+  mode: {{ .Values.authn.mode | quote }}
+  audiences: {{ .Values.authn.audiences | toJson }}
+  jwt:
+    keys: {{ .Values.authn.jwt.keys | toJson }}
+    issuers: {{ .Values.authn.jwt.issuers | toJson }}
+  kubernetes:
+    legacy_fallback: {{ .Values.authn.kubernetes.legacyFallback }}
+    cache_ttl: {{ .Values.authn.kubernetes.cacheTTL | quote }}
+    cache_size: {{ int .Values.authn.kubernetes.cacheSize }}
+    max_in_flight: {{ int .Values.authn.kubernetes.maxInFlight }}
+    qps: {{ int .Values.authn.kubernetes.qps }}
+    burst: {{ int .Values.authn.kubernetes.burst }}
+    timeout: {{ .Values.authn.kubernetes.timeout | quote }}
+tls:
+  enabled: {{ .Values.tls.enabled }}
+  server_name: {{ include "certmint.serverName" . | quote }}
+limits:
+  request_timeout: {{ .Values.limits.requestTimeout | quote }}
+  max_message_size: {{ int .Values.limits.maxMessageSize }}
+  max_concurrent_streams: {{ int .Values.limits.maxConcurrentStreams }}
+  keepalive_interval: {{ .Values.limits.keepaliveInterval | quote }}
+  keepalive_timeout: {{ .Values.limits.keepaliveTimeout | quote }}
+  shutdown_grace: {{ .Values.limits.shutdownGrace | quote }}
+{{- end }}

@@ -1,0 +1,266 @@
+//! Wiring for `certmint serve` (and `dev`): builds the parts from a [`Config`], starts the
+//! listeners and background tasks, and shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::authn::Authenticator;
+use crate::authn::jwt::JwtAuthenticator;
+use crate::ca::{CaStore, LeafNames, LeafPolicy};
+use crate::certify::Certifier;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{AuthnMode, Config, SourceKind};
+use crate::grpc::IdentityService;
+use crate::identity::Naming;
+use crate::metrics::Metrics;
+use crate::sources::files::FileSources;
+use crate::sources::{NoReport, Reloader};
+use crate::tls::{Renewer, ServingCert};
+
+/// What `/ready` and gRPC health report.
+pub struct Readiness {
+    store: CaStore,
+    clock: Arc<dyn Clock>,
+    listening: AtomicBool,
+    serving_cert: Option<Arc<ServingCert>>,
+}
+
+impl Readiness {
+    /// Ready = a valid issuer and anchors are loaded, the gRPC port is listening and, with
+    /// TLS, a serving certificate exists.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let state = self
+            .store
+            .load()
+            .ok_or("no valid issuer and trust anchors loaded")?;
+        if !state.issuer.is_valid_at(self.clock.now()) {
+            return Err("issuer is expired or not yet valid");
+        }
+        if !self.listening.load(Ordering::Acquire) {
+            return Err("gRPC server not listening yet");
+        }
+        if self.serving_cert.as_ref().is_some_and(|c| !c.is_loaded()) {
+            return Err("no serving certificate yet");
+        }
+        Ok(())
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub store: CaStore,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    grpc: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Starts everything described by `config` (already validated) with the real clock.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        config.validate()?;
+        let naming = config.naming()?;
+        let metrics = Arc::new(Metrics::new());
+        let store = CaStore::new();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let probe = probe_names(&naming);
+        let reloader = Arc::new(Reloader::new(
+            store.clone(),
+            probe,
+            metrics.clone(),
+            clock.clone(),
+            Arc::new(NoReport),
+        ));
+        start_sources(&config, reloader, shutdown_rx.clone(), &mut tasks)?;
+
+        let authn = build_authenticator(&config)?;
+        let policy = LeafPolicy {
+            lifetime: config.issuance.lifetime,
+            clock_skew: config.issuance.clock_skew,
+        };
+        let certifier = Arc::new(Certifier::new(
+            store.clone(),
+            authn,
+            naming.clone(),
+            policy,
+            clock.clone(),
+        ));
+
+        let serving_cert = config.tls.enabled.then(|| Arc::new(ServingCert::default()));
+        if let Some(cert) = &serving_cert {
+            let renewer = Renewer {
+                store: store.clone(),
+                cert: cert.clone(),
+                names: server_names(&config, &naming),
+                policy,
+                clock: clock.clone(),
+                metrics: metrics.clone(),
+            };
+            tasks.push(tokio::spawn(renewer.run(shutdown_rx.clone())));
+        }
+        let readiness = Arc::new(Readiness {
+            store: store.clone(),
+            clock,
+            listening: AtomicBool::new(false),
+            serving_cert: serving_cert.clone(),
+        });
+
+        let admin = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on admin_listen {}", config.admin_listen))?;
+        let admin_addr = admin.local_addr()?;
+        let router = crate::admin::router(metrics.clone(), readiness.clone());
+        let mut admin_shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = admin_shutdown.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(admin, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        }));
+
+        let grpc = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on listen {}", config.listen))?;
+        let grpc_addr = grpc.local_addr()?;
+        let service =
+            IdentityService::new(certifier, metrics.clone(), config.limits.request_timeout);
+        let grpc = crate::serve::spawn(crate::serve::GrpcServer {
+            listener: grpc,
+            identity: service,
+            limits: config.limits.clone(),
+            tls: serving_cert.map(crate::tls::server_config),
+            readiness: readiness.clone(),
+            metrics: metrics.clone(),
+            shutdown: shutdown_rx,
+        });
+        readiness.listening.store(true, Ordering::Release);
+        tracing::info!(grpc = %grpc_addr, admin = %admin_addr, tls = config.tls.enabled, "certmint serving");
+        Ok(Self {
+            grpc_addr,
+            admin_addr,
+            store,
+            metrics,
+            readiness,
+            shutdown,
+            tasks,
+            grpc,
+        })
+    }
+
+    /// Stops accepting, lets in-flight calls finish (bounded by `limits.shutdown_grace`).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.grpc.await.context("gRPC server task panicked")?
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight calls");
+        self.shutdown().await
+    }
+}
+
+fn start_sources(
+    config: &Config,
+    reloader: Arc<Reloader>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    match (config.issuer.source, config.trust_anchors.source) {
+        (SourceKind::Files, SourceKind::Files) => {
+            let files = FileSources {
+                issuer_dir: config.issuer.dir.clone(),
+                anchors_file: config.trust_anchors.file.clone(),
+                interval: config
+                    .issuer
+                    .reload_interval
+                    .min(config.trust_anchors.reload_interval),
+            };
+            files.load_once(&reloader);
+            tasks.push(tokio::spawn(files.run(reloader, shutdown)));
+            Ok(())
+        }
+        _ => anyhow::bail!(
+            "issuer.source/trust_anchors.source: kubernetes sources are not available yet; use files"
+        ),
+    }
+}
+
+fn build_authenticator(config: &Config) -> anyhow::Result<Arc<dyn Authenticator>> {
+    match config.authn.mode {
+        AuthnMode::Jwt => {
+            let jwt = JwtAuthenticator::from_files(
+                &config.authn.jwt.keys,
+                config.authn.jwt.issuers.clone(),
+                config.authn.audiences.clone(),
+            )?;
+            Ok(Arc::new(jwt))
+        }
+        AuthnMode::Kubernetes => {
+            anyhow::bail!("authn.mode: kubernetes is not available yet; use jwt")
+        }
+    }
+}
+
+/// The throwaway identity used to prove a new issuer can sign verifiable leaves.
+fn probe_names(naming: &Naming) -> LeafNames {
+    let sa = crate::identity::ServiceAccount::new("certmint-probe", "certmint-probe")
+        .expect("valid static labels");
+    LeafNames {
+        dns: naming.linkerd_name(&sa),
+        uri: Some(naming.spiffe_id(&sa)),
+    }
+}
+
+fn server_names(config: &Config, naming: &Naming) -> LeafNames {
+    let dns = config.server_name();
+    let uri = naming
+        .parse_linkerd_name(&dns)
+        .map(|sa| naming.spiffe_id(&sa));
+    LeafNames { dns, uri }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Bounded graceful-shutdown helper used by the gRPC server.
+pub(crate) async fn with_grace<F: std::future::Future>(grace: Duration, f: F) -> Option<F::Output> {
+    tokio::time::timeout(grace, f).await.ok()
+}

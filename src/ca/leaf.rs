@@ -1,0 +1,156 @@
+//! The leaf profile (DESIGN.md §4): built from the authenticated identity, never the CSR.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    SanType, SerialNumber,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::CertificateDer;
+
+use super::issuer::Issuer;
+
+/// X.509's upper bound for a CommonName.
+const MAX_CN_LEN: usize = 64;
+
+/// The names a leaf carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafNames {
+    /// The Linkerd name: DNS SAN, and CN when it fits.
+    pub dns: String,
+    /// The SPIFFE ID: URI SAN (absent only for names outside the mesh scheme).
+    pub uri: Option<String>,
+}
+
+/// Lifetime rules for leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeafPolicy {
+    pub lifetime: Duration,
+    pub clock_skew: Duration,
+}
+
+impl Default for LeafPolicy {
+    fn default() -> Self {
+        Self {
+            lifetime: Duration::from_secs(24 * 3600),
+            clock_skew: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A freshly signed leaf.
+#[derive(Clone, Debug)]
+pub struct SignedLeaf {
+    pub der: CertificateDer<'static>,
+    pub serial: [u8; 16],
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+/// Why signing failed (an INTERNAL error: the inputs were already validated).
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The CSR's public key could not be carried into the certificate.
+    #[error("unsupported public key: {0}")]
+    PublicKey(String),
+    /// A name could not be encoded.
+    #[error("name cannot be encoded: {0}")]
+    Name(String),
+    /// The issuer chain ends before the leaf would start.
+    #[error("issuer chain has expired")]
+    ChainExpired,
+    /// rcgen or ring failed to produce the certificate.
+    #[error("signing failed: {0}")]
+    Sign(String),
+    /// The system random number generator failed.
+    #[error("random number generator failed")]
+    Random,
+}
+
+impl Issuer {
+    /// Signs a leaf for `names` over the CSR's `spki_der`, valid from now − skew until
+    /// min(now + lifetime, the chain's earliest notAfter).
+    pub fn sign_leaf(
+        &self,
+        names: &LeafNames,
+        spki_der: &[u8],
+        rsa: bool,
+        policy: &LeafPolicy,
+        now: SystemTime,
+    ) -> Result<SignedLeaf, SignError> {
+        let not_before = floor_secs(now - policy.clock_skew);
+        let not_after = floor_secs((now + policy.lifetime).min(self.chain_not_after));
+        if not_after <= now {
+            return Err(SignError::ChainExpired);
+        }
+        let serial = random_serial()?;
+        let params = leaf_params(names, rsa, serial, not_before, not_after)?;
+        let public_key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|e| SignError::PublicKey(e.to_string()))?;
+        let cert = params
+            .signed_by(&public_key, &self.signer)
+            .map_err(|e| SignError::Sign(e.to_string()))?;
+        Ok(SignedLeaf {
+            der: cert.der().clone(),
+            serial,
+            not_before,
+            not_after,
+        })
+    }
+}
+
+fn leaf_params(
+    names: &LeafNames,
+    rsa: bool,
+    serial: [u8; 16],
+    not_before: SystemTime,
+    not_after: SystemTime,
+) -> Result<CertificateParams, SignError> {
+    let mut p = CertificateParams::default();
+    p.serial_number = Some(SerialNumber::from_slice(&serial));
+    p.not_before = not_before.into();
+    p.not_after = not_after.into();
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if rsa {
+        p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    p.use_authority_key_identifier_extension = true;
+    // An empty subject makes rcgen mark the SAN extension critical (RFC 5280 §4.2.1.6).
+    p.distinguished_name = DistinguishedName::new();
+    if names.dns.len() <= MAX_CN_LEN {
+        p.distinguished_name
+            .push(DnType::CommonName, names.dns.as_str());
+    }
+    let ia5 = |s: &str| {
+        s.to_owned()
+            .try_into()
+            .map_err(|e: rcgen::Error| SignError::Name(e.to_string()))
+    };
+    p.subject_alt_names = vec![SanType::DnsName(ia5(&names.dns)?)];
+    if let Some(uri) = &names.uri {
+        p.subject_alt_names.push(SanType::URI(ia5(uri)?));
+    }
+    Ok(p)
+}
+
+/// A random positive 128-bit serial: the top bit is cleared so DER needs no sign byte,
+/// and the first byte is non-zero so the encoding is always 16 bytes.
+fn random_serial() -> Result<[u8; 16], SignError> {
+    let mut serial = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut serial)
+        .map_err(|_| SignError::Random)?;
+    serial[0] = (serial[0] & 0x7f).max(1);
+    Ok(serial)
+}
+
+fn floor_secs(t: SystemTime) -> SystemTime {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    UNIX_EPOCH + Duration::from_secs(secs)
+}

@@ -1,0 +1,18 @@
+//! Time as an injectable dependency, so lifetime arithmetic is testable with a fixed clock.
+
+use std::time::SystemTime;
+
+/// A source of the current wall-clock time.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> SystemTime;
+}
+
+/// The real clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}

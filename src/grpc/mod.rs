@@ -1,0 +1,6 @@
+//! The gRPC layer: proto ⇄ domain, and the one place errors become `Status`.
+
+mod identity;
+mod status;
+
+pub use identity::IdentityService;

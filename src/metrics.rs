@@ -1,0 +1,248 @@
+//! Every metric certmint exports, registered in one place with label values pre-created
+//! so dashboards show zeros rather than gaps.
+
+use std::time::SystemTime;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::ca::cert::unix_seconds;
+
+/// Results a Certify call can end with (gRPC code names, snake case).
+pub const CERTIFY_RESULTS: &[&str] = &[
+    "ok",
+    "invalid_argument",
+    "permission_denied",
+    "unauthenticated",
+    "unavailable",
+    "internal",
+];
+/// Results of an issuer or anchors reload attempt.
+pub const RELOAD_RESULTS: &[&str] = &["applied", "rejected", "unchanged", "deleted"];
+/// Results of a token review.
+pub const REVIEW_RESULTS: &[&str] = &["authenticated", "unauthenticated", "error"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertifyLabels {
+    pub api: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub source: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FingerprintLabel {
+    pub fingerprint: String,
+    pub subject: String,
+}
+
+/// The metric handles; cheap to share behind an `Arc`.
+pub struct Metrics {
+    pub certify_requests: Family<CertifyLabels, Counter>,
+    pub certify_duration: Histogram,
+    pub certificates_issued: Counter,
+    pub issuer_expiry: Gauge,
+    pub issuer_not_before: Gauge,
+    pub anchor_expiry: Family<FingerprintLabel, Gauge>,
+    pub anchors_earliest_expiry: Gauge,
+    pub issuer_reloads: Family<ReloadLabels, Counter>,
+    pub anchor_reloads: Family<ReloadLabels, Counter>,
+    pub issuer_last_reload: Gauge,
+    pub serving_cert_expiry: Gauge,
+    pub token_reviews: Family<ResultLabel, Counter>,
+    pub token_review_duration: Histogram,
+    pub token_review_cache: Family<ResultLabel, Counter>,
+    pub token_reviews_in_flight: Gauge,
+    pub token_reviews_rejected: Counter,
+    pub ready: Gauge,
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut m = Self::unregistered();
+        let mut r = Registry::with_prefix("certmint");
+        r.register(
+            "certify_requests",
+            "Certify calls by API and result",
+            m.certify_requests.clone(),
+        );
+        r.register(
+            "certify_duration_seconds",
+            "Certify latency",
+            m.certify_duration.clone(),
+        );
+        r.register(
+            "certificates_issued",
+            "Leaf certificates issued",
+            m.certificates_issued.clone(),
+        );
+        r.register(
+            "issuer_expiry_timestamp_seconds",
+            "Earliest notAfter of the issuer chain (Unix time)",
+            m.issuer_expiry.clone(),
+        );
+        r.register(
+            "issuer_not_before_timestamp_seconds",
+            "notBefore of the issuer (Unix time)",
+            m.issuer_not_before.clone(),
+        );
+        r.register(
+            "trust_anchor_expiry_timestamp_seconds",
+            "notAfter of each trust anchor (Unix time)",
+            m.anchor_expiry.clone(),
+        );
+        r.register(
+            "trust_anchors_earliest_expiry_timestamp_seconds",
+            "Earliest notAfter in the anchors bundle (Unix time)",
+            m.anchors_earliest_expiry.clone(),
+        );
+        r.register(
+            "issuer_reloads",
+            "Issuer reload attempts by source and result",
+            m.issuer_reloads.clone(),
+        );
+        r.register(
+            "trust_anchor_reloads",
+            "Trust-anchor reload attempts by source and result",
+            m.anchor_reloads.clone(),
+        );
+        r.register(
+            "issuer_last_reload_timestamp_seconds",
+            "When an issuer was last applied (Unix time)",
+            m.issuer_last_reload.clone(),
+        );
+        r.register(
+            "serving_certificate_expiry_timestamp_seconds",
+            "notAfter of the gRPC serving certificate (Unix time)",
+            m.serving_cert_expiry.clone(),
+        );
+        r.register(
+            "token_reviews",
+            "Token reviews sent to the API server by result",
+            m.token_reviews.clone(),
+        );
+        r.register(
+            "token_review_duration_seconds",
+            "Token review latency",
+            m.token_review_duration.clone(),
+        );
+        r.register(
+            "token_review_cache",
+            "Token review cache lookups by result",
+            m.token_review_cache.clone(),
+        );
+        r.register(
+            "token_reviews_in_flight",
+            "Token reviews in flight",
+            m.token_reviews_in_flight.clone(),
+        );
+        r.register(
+            "token_reviews_rejected",
+            "Token reviews refused for back-pressure",
+            m.token_reviews_rejected.clone(),
+        );
+        r.register(
+            "ready",
+            "1 when a valid issuer and anchors are loaded and serving",
+            m.ready.clone(),
+        );
+        m.registry = r;
+        m.precreate();
+        m
+    }
+
+    fn unregistered() -> Self {
+        let latency = || Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        Self {
+            certify_requests: Family::default(),
+            certify_duration: latency(),
+            certificates_issued: Counter::default(),
+            issuer_expiry: Gauge::default(),
+            issuer_not_before: Gauge::default(),
+            anchor_expiry: Family::default(),
+            anchors_earliest_expiry: Gauge::default(),
+            issuer_reloads: Family::default(),
+            anchor_reloads: Family::default(),
+            issuer_last_reload: Gauge::default(),
+            serving_cert_expiry: Gauge::default(),
+            token_reviews: Family::default(),
+            token_review_duration: latency(),
+            token_review_cache: Family::default(),
+            token_reviews_in_flight: Gauge::default(),
+            token_reviews_rejected: Counter::default(),
+            ready: Gauge::default(),
+            registry: Registry::default(),
+        }
+    }
+
+    fn precreate(&self) {
+        for result in CERTIFY_RESULTS {
+            let _ = self.certify_requests.get_or_create(&CertifyLabels {
+                api: "linkerd",
+                result,
+            });
+        }
+        for result in RELOAD_RESULTS {
+            for source in ["files", "kubernetes"] {
+                let _ = self
+                    .issuer_reloads
+                    .get_or_create(&ReloadLabels { source, result });
+                let _ = self
+                    .anchor_reloads
+                    .get_or_create(&ReloadLabels { source, result });
+            }
+        }
+        for result in REVIEW_RESULTS {
+            let _ = self.token_reviews.get_or_create(&ResultLabel { result });
+        }
+        for result in ["hit", "miss"] {
+            let _ = self
+                .token_review_cache
+                .get_or_create(&ResultLabel { result });
+        }
+    }
+
+    /// Counts one Certify outcome.
+    pub fn certify(&self, api: &'static str, result: &'static str, seconds: f64) {
+        let _ = self
+            .certify_requests
+            .get_or_create(&CertifyLabels { api, result })
+            .inc();
+        self.certify_duration.observe(seconds);
+        if result == "ok" {
+            self.certificates_issued.inc();
+        }
+    }
+
+    pub fn set_time(gauge: &Gauge, t: SystemTime) {
+        gauge.set(unix_seconds(t));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -71,11 +71,11 @@ impl Reloader {
         }
         st.seen = Some(material.clone());
         let Some((_, anchors)) = st.anchors.clone() else {
-            tracing::warn!(
+            // Not a rejection: it is validated as soon as anchors arrive.
+            tracing::info!(
                 source,
-                "issuer read but no trust anchors loaded yet; will apply once anchors load"
+                "issuer read before any trust anchors; waiting for anchors"
             );
-            self.count_issuer(source, "rejected");
             return;
         };
         match Issuer::load(&material, &anchors, &self.probe, self.clock.now()) {

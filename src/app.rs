@@ -21,7 +21,12 @@ use crate::grpc::IdentityService;
 use crate::identity::Naming;
 use crate::metrics::Metrics;
 use crate::sources::files::FileSources;
-use crate::sources::{NoReport, Reloader};
+use crate::authn::cache::CachedAuthenticator;
+use crate::authn::limit::Backpressure;
+use crate::authn::tokenreview::TokenReviewer;
+use crate::sources::events::EventReporter;
+use crate::sources::kube as kube_sources;
+use crate::sources::{NoReport, ReloadReporter, Reloader};
 use crate::tls::{Renewer, ServingCert};
 
 /// What `/ready` and gRPC health report.
@@ -29,6 +34,8 @@ pub struct Readiness {
     store: CaStore,
     clock: Arc<dyn Clock>,
     listening: AtomicBool,
+    /// False until TokenReview access is confirmed (Kubernetes authentication only).
+    authorized: AtomicBool,
     serving_cert: Option<Arc<ServingCert>>,
 }
 
@@ -45,6 +52,9 @@ impl Readiness {
         }
         if !self.listening.load(Ordering::Acquire) {
             return Err("gRPC server not listening yet");
+        }
+        if !self.authorized.load(Ordering::Acquire) {
+            return Err("not allowed to create tokenreviews");
         }
         if self.serving_cert.as_ref().is_some_and(|c| !c.is_loaded()) {
             return Err("no serving certificate yet");
@@ -79,17 +89,18 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
-        let probe = probe_names(&naming);
-        let reloader = Arc::new(Reloader::new(
-            store.clone(),
-            probe,
-            metrics.clone(),
-            clock.clone(),
-            Arc::new(NoReport),
-        ));
-        start_sources(&config, reloader, shutdown_rx.clone(), &mut tasks)?;
+        let kube = match needs_kube(&config) {
+            true => Some(crate::kubeclient::client(config.kubeconfig.as_deref()).await?),
+            false => None,
+        };
+        let reporter: Arc<dyn ReloadReporter> = match (&kube, config.issuer.source) {
+            (Some(c), SourceKind::Kubernetes) => Arc::new(EventReporter::new(c.clone(), &config.issuer.namespace, &config.issuer.secret)),
+            _ => Arc::new(NoReport),
+        };
+        let reloader = Arc::new(Reloader::new(store.clone(), probe_names(&naming), metrics.clone(), clock.clone(), reporter));
+        start_sources(&config, kube.as_ref(), reloader, shutdown_rx.clone(), &mut tasks);
 
-        let authn = build_authenticator(&config)?;
+        let authn = build_authenticator(&config, kube.as_ref(), &metrics)?;
         let policy = LeafPolicy {
             lifetime: config.issuance.lifetime,
             clock_skew: config.issuance.clock_skew,
@@ -118,8 +129,12 @@ impl Server {
             store: store.clone(),
             clock,
             listening: AtomicBool::new(false),
+            authorized: AtomicBool::new(config.authn.mode != AuthnMode::Kubernetes),
             serving_cert: serving_cert.clone(),
         });
+        if let (Some(client), AuthnMode::Kubernetes) = (&kube, config.authn.mode) {
+            tasks.push(tokio::spawn(confirm_tokenreview_access(client.clone(), readiness.clone(), shutdown_rx.clone())));
+        }
 
         let admin = TcpListener::bind(config.admin_listen)
             .await
@@ -185,46 +200,74 @@ impl Server {
     }
 }
 
+/// Starts the issuer and anchor sources (files, Kubernetes, or one of each).
 fn start_sources(
     config: &Config,
+    kube: Option<&kube::Client>,
     reloader: Arc<Reloader>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut Vec<JoinHandle<()>>,
-) -> anyhow::Result<()> {
-    match (config.issuer.source, config.trust_anchors.source) {
-        (SourceKind::Files, SourceKind::Files) => {
-            let files = FileSources {
-                issuer_dir: config.issuer.dir.clone(),
-                anchors_file: config.trust_anchors.file.clone(),
-                interval: config
-                    .issuer
-                    .reload_interval
-                    .min(config.trust_anchors.reload_interval),
-            };
-            files.load_once(&reloader);
-            tasks.push(tokio::spawn(files.run(reloader, shutdown)));
-            Ok(())
-        }
-        _ => anyhow::bail!(
-            "issuer.source/trust_anchors.source: kubernetes sources are not available yet; use files"
-        ),
+) {
+    let (i, a) = (&config.issuer, &config.trust_anchors);
+    let files = FileSources {
+        issuer_dir: (i.source == SourceKind::Files).then(|| i.dir.clone()),
+        anchors_file: (a.source == SourceKind::Files).then(|| a.file.clone()),
+        interval: i.reload_interval.min(a.reload_interval),
+    };
+    if files.issuer_dir.is_some() || files.anchors_file.is_some() {
+        files.load_once(&reloader);
+        tasks.push(tokio::spawn(files.run(reloader.clone(), shutdown.clone())));
+    }
+    let Some(client) = kube else { return };
+    if a.source == SourceKind::Kubernetes {
+        let run = kube_sources::run_anchors(client.clone(), a.namespace.clone(), a.configmap.clone(), a.key.clone(), a.reload_interval, reloader.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(run));
+    }
+    if i.source == SourceKind::Kubernetes {
+        let run = kube_sources::run_issuer(client.clone(), i.namespace.clone(), i.secret.clone(), i.reload_interval, reloader, shutdown);
+        tasks.push(tokio::spawn(run));
     }
 }
 
-fn build_authenticator(config: &Config) -> anyhow::Result<Arc<dyn Authenticator>> {
-    match config.authn.mode {
-        AuthnMode::Jwt => {
-            let jwt = JwtAuthenticator::from_files(
-                &config.authn.jwt.keys,
-                config.authn.jwt.issuers.clone(),
-                config.authn.audiences.clone(),
-            )?;
+fn build_authenticator(config: &Config, kube: Option<&kube::Client>, metrics: &Arc<Metrics>) -> anyhow::Result<Arc<dyn Authenticator>> {
+    let a = &config.authn;
+    match (a.mode, kube) {
+        (AuthnMode::Jwt, _) => {
+            let jwt = JwtAuthenticator::from_files(&a.jwt.keys, a.jwt.issuers.clone(), a.audiences.clone())?;
             Ok(Arc::new(jwt))
         }
-        AuthnMode::Kubernetes => {
-            anyhow::bail!("authn.mode: kubernetes is not available yet; use jwt")
+        (AuthnMode::Kubernetes, Some(client)) => {
+            let k = &a.kubernetes;
+            let limit = Backpressure::new(k.max_in_flight, k.qps, k.burst, k.timeout, metrics.clone());
+            let reviewer = TokenReviewer::new(client.clone(), a.audiences.clone(), k.legacy_fallback, k.timeout, limit, metrics.clone());
+            Ok(Arc::new(CachedAuthenticator::new(Arc::new(reviewer), &a.audiences, k.cache_ttl, k.cache_size, metrics.clone())))
+        }
+        (AuthnMode::Kubernetes, None) => anyhow::bail!("authn.mode kubernetes needs a Kubernetes client"),
+    }
+}
+
+/// Readiness stays false until the API server confirms certmint may create TokenReviews;
+/// re-asked every 10 s so an RBAC fix is picked up without a restart.
+async fn confirm_tokenreview_access(client: kube::Client, readiness: Arc<Readiness>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match crate::kubeclient::can_create_tokenreviews(client.clone()).await {
+            Ok(true) => {
+                readiness.authorized.store(true, Ordering::Release);
+                tracing::info!("allowed to create tokenreviews");
+                return;
+            }
+            Ok(false) => tracing::error!("certmint's service account may not create tokenreviews.authentication.k8s.io; grant it (see the Helm chart's ClusterRole); not ready"),
+            Err(e) => tracing::warn!(error = %e, "cannot check tokenreviews access yet"),
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
         }
     }
+}
+
+fn needs_kube(c: &Config) -> bool {
+    c.authn.mode == AuthnMode::Kubernetes || c.issuer.source == SourceKind::Kubernetes || c.trust_anchors.source == SourceKind::Kubernetes
 }
 
 /// The throwaway identity used to prove a new issuer can sign verifiable leaves.

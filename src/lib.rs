@@ -13,6 +13,7 @@ pub mod csr;
 pub mod fsutil;
 pub mod grpc;
 pub mod identity;
+pub mod kubeclient;
 pub mod metrics;
 pub mod proto;
 pub mod serve;

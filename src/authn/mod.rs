@@ -1,6 +1,9 @@
 //! Authenticating workload tokens: the trait the Certify pipeline uses, and its backends.
 
+pub mod cache;
 pub mod jwt;
+pub mod limit;
+pub mod tokenreview;
 
 use std::fmt;
 

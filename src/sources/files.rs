@@ -18,37 +18,37 @@ pub const MAX_PEM_BYTES: u64 = 1 << 20;
 /// Lets a writer finish a multi-file update before it is read.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// Where the files are and how often to re-read them.
+/// Where the files are (either may be absent when that half comes from Kubernetes) and
+/// how often to re-read them.
 #[derive(Clone, Debug)]
 pub struct FileSources {
-    pub issuer_dir: PathBuf,
-    pub anchors_file: PathBuf,
+    pub issuer_dir: Option<PathBuf>,
+    pub anchors_file: Option<PathBuf>,
     pub interval: Duration,
 }
 
 impl FileSources {
     /// Reads both once, applying what is valid.
     pub fn load_once(&self, reloader: &Reloader) {
-        match read_bounded(&self.anchors_file, MAX_PEM_BYTES) {
-            Ok(pem) => reloader.anchors_read(SOURCE, &pem),
-            Err(e) => {
-                tracing::warn!(path = %self.anchors_file.display(), error = %e, "cannot read trust anchors")
+        if let Some(file) = &self.anchors_file {
+            match read_bounded(file, MAX_PEM_BYTES) {
+                Ok(pem) => reloader.anchors_read(SOURCE, &pem),
+                Err(e) => tracing::warn!(path = %file.display(), error = %e, "cannot read trust anchors"),
             }
         }
-        match read_issuer_dir(&self.issuer_dir) {
-            Ok(m) => reloader.issuer_read(SOURCE, m),
-            Err(e) => reloader.issuer_missing(SOURCE, &e),
+        if let Some(dir) = &self.issuer_dir {
+            match read_issuer_dir(dir) {
+                Ok(m) => reloader.issuer_read(SOURCE, m),
+                Err(e) => reloader.issuer_missing(SOURCE, &e),
+            }
         }
     }
 
     /// Watches and re-reads until `shutdown` flips to true.
     pub async fn run(self, reloader: Arc<Reloader>, mut shutdown: watch::Receiver<bool>) {
-        let anchors_dir = self
-            .anchors_file
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let watched = watch_dirs(&[self.issuer_dir.clone(), anchors_dir]);
-        let (_guard, mut events) = match watched {
+        let anchors_dir = self.anchors_file.as_deref().map(|f| f.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+        let dirs: Vec<PathBuf> = self.issuer_dir.iter().cloned().chain(anchors_dir).collect();
+        let (_guard, mut events) = match watch_dirs(&dirs) {
             Ok((g, rx)) => (Some(g), rx),
             Err(e) => {
                 tracing::warn!(error = %e, "file notifications unavailable; relying on periodic re-reads");

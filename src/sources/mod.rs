@@ -1,7 +1,9 @@
 //! Where issuers and trust anchors come from, and the one mechanism that validates and
 //! applies them (the [`Reloader`]), whatever the source.
 
+pub mod events;
 pub mod files;
+pub mod kube;
 mod reloader;
 pub mod watch;
 

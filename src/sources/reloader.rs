@@ -84,6 +84,12 @@ impl Reloader {
         }
     }
 
+    /// A source read something that cannot be issuer material (wrong Secret layout).
+    pub fn issuer_invalid(&self, source: &'static str, reason: &str) {
+        let _st = self.lock();
+        self.reject_issuer(source, reason);
+    }
+
     /// A source found its issuer gone (Secret deleted, files removed): keep signing with
     /// the last good issuer and say so.
     pub fn issuer_missing(&self, source: &'static str, reason: &str) {

@@ -246,8 +246,8 @@ async fn sees(objects: &mut mpsc::UnboundedReceiver<Secret>, generation: &str) {
 }
 
 /// Starts a watcher, checks it follows updates, applies `fault`, then checks it sees the
-/// next update once the watch is re-established: after a re-list when `relist`, and after
-/// `new_watches` more watch requests (the last one healthy).
+/// next update once the watch is re-established: after exactly one re-list when `relist`
+/// (else resuming from its resourceVersion), and after `new_watches` more watch requests.
 async fn watcher_survives(fault: impl FnOnce(&FakeKube), relist: bool, new_watches: u64) {
     let (fake, client) = start().await;
     fake.put_secret("certmint", "issuer", "kubernetes.io/tls", tls_data("1"));
@@ -272,6 +272,11 @@ async fn watcher_survives(fault: impl FnOnce(&FakeKube), relist: bool, new_watch
     assert!(rewatched.await, "the watcher did not watch again");
     fake.put_secret("certmint", "issuer", "kubernetes.io/tls", tls_data("3"));
     sees(&mut stream, "3").await;
+    let lists_now = fake.request_count(RequestKind::SecretList);
+    assert_eq!(
+        lists_now, expected_lists,
+        "resumed from its resourceVersion or re-listed once"
+    );
 }
 
 #[tokio::test]

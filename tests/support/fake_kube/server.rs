@@ -1,0 +1,146 @@
+//! The shared server state and the HTTP routes, behind one gate that applies the injected
+//! latency, checks the bearer token, counts the request and applies the injected fault.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Path, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    middleware::{self, Next},
+    response::Response,
+    routing::{get, post},
+};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::{
+    counters::{Counters, RequestKind},
+    events::{self, CORE, EVENTS_V1, EventLog},
+    faults::Faults,
+    resources, review,
+    status::{failure, json_response},
+    store::Store,
+    tokens::{ISSUER, SigningKey},
+};
+
+pub(crate) struct ServerState {
+    pub admin_token: String,
+    pub store: Store,
+    pub events: EventLog,
+    pub key: SigningKey,
+    pub faults: Faults,
+    pub counters: Counters,
+    pub shutdown: watch::Receiver<bool>,
+    /// Bumped by `drop_watches`; every open watch cuts its connection.
+    pub watch_drops: watch::Sender<u64>,
+}
+
+type St = State<Arc<ServerState>>;
+type Ns = Path<String>;
+type NsName = Path<(String, String)>;
+
+pub(crate) fn router(state: Arc<ServerState>) -> Router {
+    let ns = "/api/v1/namespaces/{ns}";
+    let events_v1 = "/apis/events.k8s.io/v1/namespaces/{ns}/events";
+    Router::new()
+        .route(
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            post(review::token_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            post(review::self_subject_access_review),
+        )
+        .route(&format!("{ns}/{{resource}}"), get(resources::namespaced))
+        .route(
+            &format!("{ns}/{{resource}}/{{name}}"),
+            get(resources::get_one),
+        )
+        .route("/api/v1/{resource}", get(resources::cluster_wide))
+        .route(
+            &format!("{ns}/events"),
+            post(|s: St, p: Ns, b: Bytes| events::create(CORE, s, p, b))
+                .get(|s: St, p: Ns| events::list(CORE, s, p)),
+        )
+        .route(
+            &format!("{ns}/events/{{name}}"),
+            get(|s: St, p: NsName| events::get_one(CORE, s, p))
+                .patch(|s: St, p: NsName, h: HeaderMap, b: Bytes| events::patch(CORE, s, p, h, b)),
+        )
+        .route(
+            events_v1,
+            post(|s: St, p: Ns, b: Bytes| events::create(EVENTS_V1, s, p, b))
+                .get(|s: St, p: Ns| events::list(EVENTS_V1, s, p)),
+        )
+        .route(
+            &format!("{events_v1}/{{name}}"),
+            get(|s: St, p: NsName| events::get_one(EVENTS_V1, s, p)).patch(
+                |s: St, p: NsName, h: HeaderMap, b: Bytes| events::patch(EVENTS_V1, s, p, h, b),
+            ),
+        )
+        .route("/openid/v1/jwks", get(jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .method_not_allowed_fallback(|| async {
+            failure(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        })
+        .fallback(|| async {
+            failure(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .with_state(state)
+}
+
+async fn gate(State(state): St, request: Request, next: Next) -> Response {
+    let settings = state.faults.get();
+    if !settings.latency.is_zero() {
+        tokio::time::sleep(settings.latency).await;
+    }
+    let line = format!("{} {}", request.method(), request.uri());
+    if !authorized(&state, request.headers()) {
+        state.counters.record(RequestKind::Unauthorized, line);
+        return failure(401, "Unauthorized", "Unauthorized");
+    }
+    let uri = request.uri();
+    let kind = RequestKind::classify(request.method(), uri.path(), uri.query().unwrap_or(""));
+    state.counters.record(kind, line);
+    if let Some(fault) = settings.fault {
+        return fault.response();
+    }
+    next.run(request).await
+}
+
+fn authorized(state: &ServerState, headers: &HeaderMap) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    presented == Some(state.admin_token.as_str())
+}
+
+async fn jwks(State(state): St) -> Response {
+    json_response(StatusCode::OK, &json!({ "keys": [state.key.jwk()] }))
+}
+
+async fn openid_configuration() -> Response {
+    let body = json!({
+        "issuer": ISSUER,
+        "jwks_uri": format!("{ISSUER}/openid/v1/jwks"),
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    });
+    json_response(StatusCode::OK, &body)
+}

@@ -12,7 +12,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::authn::Authenticator;
+use crate::authn::cache::CachedAuthenticator;
 use crate::authn::jwt::JwtAuthenticator;
+use crate::authn::limit::Backpressure;
+use crate::authn::tokenreview::TokenReviewer;
 use crate::ca::{CaStore, LeafNames, LeafPolicy};
 use crate::certify::Certifier;
 use crate::clock::{Clock, SystemClock};
@@ -20,11 +23,8 @@ use crate::config::{AuthnMode, Config, SourceKind};
 use crate::grpc::IdentityService;
 use crate::identity::Naming;
 use crate::metrics::Metrics;
-use crate::sources::files::FileSources;
-use crate::authn::cache::CachedAuthenticator;
-use crate::authn::limit::Backpressure;
-use crate::authn::tokenreview::TokenReviewer;
 use crate::sources::events::EventReporter;
+use crate::sources::files::FileSources;
 use crate::sources::kube as kube_sources;
 use crate::sources::{NoReport, ReloadReporter, Reloader};
 use crate::tls::{Renewer, ServingCert};
@@ -94,11 +94,27 @@ impl Server {
             false => None,
         };
         let reporter: Arc<dyn ReloadReporter> = match (&kube, config.issuer.source) {
-            (Some(c), SourceKind::Kubernetes) => Arc::new(EventReporter::new(c.clone(), &config.issuer.namespace, &config.issuer.secret)),
+            (Some(c), SourceKind::Kubernetes) => Arc::new(EventReporter::new(
+                c.clone(),
+                &config.issuer.namespace,
+                &config.issuer.secret,
+            )),
             _ => Arc::new(NoReport),
         };
-        let reloader = Arc::new(Reloader::new(store.clone(), probe_names(&naming), metrics.clone(), clock.clone(), reporter));
-        start_sources(&config, kube.as_ref(), reloader, shutdown_rx.clone(), &mut tasks);
+        let reloader = Arc::new(Reloader::new(
+            store.clone(),
+            probe_names(&naming),
+            metrics.clone(),
+            clock.clone(),
+            reporter,
+        ));
+        start_sources(
+            &config,
+            kube.as_ref(),
+            reloader,
+            shutdown_rx.clone(),
+            &mut tasks,
+        );
 
         let authn = build_authenticator(&config, kube.as_ref(), &metrics)?;
         let policy = LeafPolicy {
@@ -133,7 +149,11 @@ impl Server {
             serving_cert: serving_cert.clone(),
         });
         if let (Some(client), AuthnMode::Kubernetes) = (&kube, config.authn.mode) {
-            tasks.push(tokio::spawn(confirm_tokenreview_access(client.clone(), readiness.clone(), shutdown_rx.clone())));
+            tasks.push(tokio::spawn(confirm_tokenreview_access(
+                client.clone(),
+                readiness.clone(),
+                shutdown_rx.clone(),
+            )));
         }
 
         let admin = TcpListener::bind(config.admin_listen)
@@ -220,35 +240,78 @@ fn start_sources(
     }
     let Some(client) = kube else { return };
     if a.source == SourceKind::Kubernetes {
-        let run = kube_sources::run_anchors(client.clone(), a.namespace.clone(), a.configmap.clone(), a.key.clone(), a.reload_interval, reloader.clone(), shutdown.clone());
+        let run = kube_sources::run_anchors(
+            client.clone(),
+            a.namespace.clone(),
+            a.configmap.clone(),
+            a.key.clone(),
+            a.reload_interval,
+            reloader.clone(),
+            shutdown.clone(),
+        );
         tasks.push(tokio::spawn(run));
     }
     if i.source == SourceKind::Kubernetes {
-        let run = kube_sources::run_issuer(client.clone(), i.namespace.clone(), i.secret.clone(), i.reload_interval, reloader, shutdown);
+        let run = kube_sources::run_issuer(
+            client.clone(),
+            i.namespace.clone(),
+            i.secret.clone(),
+            i.reload_interval,
+            reloader,
+            shutdown,
+        );
         tasks.push(tokio::spawn(run));
     }
 }
 
-fn build_authenticator(config: &Config, kube: Option<&kube::Client>, metrics: &Arc<Metrics>) -> anyhow::Result<Arc<dyn Authenticator>> {
+fn build_authenticator(
+    config: &Config,
+    kube: Option<&kube::Client>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn Authenticator>> {
     let a = &config.authn;
     match (a.mode, kube) {
         (AuthnMode::Jwt, _) => {
-            let jwt = JwtAuthenticator::from_files(&a.jwt.keys, a.jwt.issuers.clone(), a.audiences.clone())?;
+            let jwt = JwtAuthenticator::from_files(
+                &a.jwt.keys,
+                a.jwt.issuers.clone(),
+                a.audiences.clone(),
+            )?;
             Ok(Arc::new(jwt))
         }
         (AuthnMode::Kubernetes, Some(client)) => {
             let k = &a.kubernetes;
-            let limit = Backpressure::new(k.max_in_flight, k.qps, k.burst, k.timeout, metrics.clone());
-            let reviewer = TokenReviewer::new(client.clone(), a.audiences.clone(), k.legacy_fallback, k.timeout, limit, metrics.clone());
-            Ok(Arc::new(CachedAuthenticator::new(Arc::new(reviewer), &a.audiences, k.cache_ttl, k.cache_size, metrics.clone())))
+            let limit =
+                Backpressure::new(k.max_in_flight, k.qps, k.burst, k.timeout, metrics.clone());
+            let reviewer = TokenReviewer::new(
+                client.clone(),
+                a.audiences.clone(),
+                k.legacy_fallback,
+                k.timeout,
+                limit,
+                metrics.clone(),
+            );
+            Ok(Arc::new(CachedAuthenticator::new(
+                Arc::new(reviewer),
+                &a.audiences,
+                k.cache_ttl,
+                k.cache_size,
+                metrics.clone(),
+            )))
         }
-        (AuthnMode::Kubernetes, None) => anyhow::bail!("authn.mode kubernetes needs a Kubernetes client"),
+        (AuthnMode::Kubernetes, None) => {
+            anyhow::bail!("authn.mode kubernetes needs a Kubernetes client")
+        }
     }
 }
 
 /// Readiness stays false until the API server confirms certmint may create TokenReviews;
 /// re-asked every 10 s so an RBAC fix is picked up without a restart.
-async fn confirm_tokenreview_access(client: kube::Client, readiness: Arc<Readiness>, mut shutdown: watch::Receiver<bool>) {
+async fn confirm_tokenreview_access(
+    client: kube::Client,
+    readiness: Arc<Readiness>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         match crate::kubeclient::can_create_tokenreviews(client.clone()).await {
             Ok(true) => {
@@ -256,7 +319,9 @@ async fn confirm_tokenreview_access(client: kube::Client, readiness: Arc<Readine
                 tracing::info!("allowed to create tokenreviews");
                 return;
             }
-            Ok(false) => tracing::error!("certmint's service account may not create tokenreviews.authentication.k8s.io; grant it (see the Helm chart's ClusterRole); not ready"),
+            Ok(false) => tracing::error!(
+                "certmint's service account may not create tokenreviews.authentication.k8s.io; grant it (see the Helm chart's ClusterRole); not ready"
+            ),
             Err(e) => tracing::warn!(error = %e, "cannot check tokenreviews access yet"),
         }
         tokio::select! {
@@ -267,7 +332,9 @@ async fn confirm_tokenreview_access(client: kube::Client, readiness: Arc<Readine
 }
 
 fn needs_kube(c: &Config) -> bool {
-    c.authn.mode == AuthnMode::Kubernetes || c.issuer.source == SourceKind::Kubernetes || c.trust_anchors.source == SourceKind::Kubernetes
+    c.authn.mode == AuthnMode::Kubernetes
+        || c.issuer.source == SourceKind::Kubernetes
+        || c.trust_anchors.source == SourceKind::Kubernetes
 }
 
 /// The throwaway identity used to prove a new issuer can sign verifiable leaves.

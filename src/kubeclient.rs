@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -11,12 +13,15 @@ use kube::{Api, Client, Config};
 pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
         }
-        None => Config::infer()
-            .await
-            .map_err(|e| anyhow::anyhow!("no Kubernetes configuration (in-cluster or KUBECONFIG): {e}; set kubeconfig"))?,
+        None => Config::infer().await.map_err(|e| {
+            anyhow::anyhow!(
+                "no Kubernetes configuration (in-cluster or KUBECONFIG): {e}; set kubeconfig"
+            )
+        })?,
     };
     Ok(Client::try_from(config)?)
 }
@@ -35,6 +40,8 @@ pub async fn can_create_tokenreviews(client: Client) -> Result<bool, kube::Error
         },
         ..SelfSubjectAccessReview::default()
     };
-    let answer = Api::<SelfSubjectAccessReview>::all(client).create(&PostParams::default(), &review).await?;
+    let answer = Api::<SelfSubjectAccessReview>::all(client)
+        .create(&PostParams::default(), &review)
+        .await?;
     Ok(answer.status.is_some_and(|s| s.allowed))
 }

@@ -11,7 +11,7 @@ use moka::future::Cache;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{AuthnError, Authenticator, Token};
+use super::{Authenticator, AuthnError, Token};
 use crate::identity::ServiceAccount;
 use crate::metrics::{Metrics, ResultLabel};
 
@@ -27,7 +27,12 @@ enum Outcome {
 struct OutcomeExpiry;
 
 impl Expiry<[u8; 32], Outcome> for OutcomeExpiry {
-    fn expire_after_create(&self, _key: &[u8; 32], value: &Outcome, _now: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Outcome,
+        _now: Instant,
+    ) -> Option<Duration> {
         Some(match value {
             Outcome::Authenticated(_, ttl) => *ttl,
             Outcome::Rejected(_) => NEGATIVE_TTL,
@@ -45,9 +50,24 @@ pub struct CachedAuthenticator {
 }
 
 impl CachedAuthenticator {
-    pub fn new(inner: Arc<dyn Authenticator>, audiences: &[String], ttl: Duration, capacity: u64, metrics: Arc<Metrics>) -> Self {
-        let cache = Cache::builder().max_capacity(capacity).expire_after(OutcomeExpiry).build();
-        Self { inner, cache, audiences: audiences.join("\n").into_bytes(), ttl, metrics }
+    pub fn new(
+        inner: Arc<dyn Authenticator>,
+        audiences: &[String],
+        ttl: Duration,
+        capacity: u64,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(OutcomeExpiry)
+            .build();
+        Self {
+            inner,
+            cache,
+            audiences: audiences.join("\n").into_bytes(),
+            ttl,
+            metrics,
+        }
     }
 
     fn key(&self, token: &Token) -> [u8; 32] {
@@ -60,7 +80,10 @@ impl CachedAuthenticator {
 
     async fn review(&self, token: &Token) -> Result<Outcome, AuthnError> {
         match self.inner.authenticate(token).await {
-            Ok(sa) => Ok(Outcome::Authenticated(sa, positive_ttl(token, self.ttl, SystemTime::now()))),
+            Ok(sa) => Ok(Outcome::Authenticated(
+                sa,
+                positive_ttl(token, self.ttl, SystemTime::now()),
+            )),
             Err(AuthnError::Unauthenticated(reason)) => Ok(Outcome::Rejected(reason)),
             Err(e) => Err(e),
         }
@@ -68,16 +91,25 @@ impl CachedAuthenticator {
 }
 
 impl Authenticator for CachedAuthenticator {
-    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a Token,
+    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
         Box::pin(async move {
             let entry = self
                 .cache
                 .entry(self.key(token))
                 .or_try_insert_with(self.review(token))
                 .await
-                .map_err(|e| AuthnError::Unavailable(e.to_string()))?;
+                .map_err(|e| match &*e {
+                    AuthnError::Unavailable(m) => AuthnError::Unavailable(m.clone()),
+                    AuthnError::Unauthenticated(m) => AuthnError::Unauthenticated(m.clone()),
+                })?;
             let result = if entry.is_fresh() { "miss" } else { "hit" };
-            self.metrics.token_review_cache.get_or_create(&ResultLabel { result }).inc();
+            self.metrics
+                .token_review_cache
+                .get_or_create(&ResultLabel { result })
+                .inc();
             match entry.into_value() {
                 Outcome::Authenticated(sa, _) => Ok(sa),
                 Outcome::Rejected(reason) => Err(AuthnError::Unauthenticated(reason)),
@@ -100,7 +132,9 @@ fn positive_ttl(token: &Token, ttl: Duration, now: SystemTime) -> Duration {
     v.validate_aud = false;
     v.required_spec_claims.clear();
     let key = jsonwebtoken::DecodingKey::from_secret(&[]);
-    let exp = jsonwebtoken::decode::<ExpOnly>(token.as_str(), &key, &v).ok().and_then(|d| d.claims.exp);
+    let exp = jsonwebtoken::decode::<ExpOnly>(token.as_str(), &key, &v)
+        .ok()
+        .and_then(|d| d.claims.exp);
     let Some(exp) = exp else { return ttl };
     let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     ttl.min(Duration::from_secs(exp.saturating_sub(now)))
@@ -113,7 +147,11 @@ mod tests {
     fn token_with_exp(exp: u64) -> Token {
         use base64::Engine;
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let t = format!("{}.{}.sig", b64(r#"{"alg":"ES256"}"#), b64(&format!(r#"{{"exp":{exp}}}"#)));
+        let t = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"ES256"}"#),
+            b64(&format!(r#"{{"exp":{exp}}}"#))
+        );
         Token::from_bytes(t.as_bytes()).unwrap()
     }
 
@@ -121,9 +159,18 @@ mod tests {
     fn positive_ttl_is_capped_by_token_expiry() {
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
         let ttl = Duration::from_secs(60);
-        assert_eq!(positive_ttl(&token_with_exp(1_000_030), ttl, now), Duration::from_secs(30));
+        assert_eq!(
+            positive_ttl(&token_with_exp(1_000_030), ttl, now),
+            Duration::from_secs(30)
+        );
         assert_eq!(positive_ttl(&token_with_exp(1_000_600), ttl, now), ttl);
-        assert_eq!(positive_ttl(&token_with_exp(999_000), ttl, now), Duration::ZERO);
-        assert_eq!(positive_ttl(&Token::from_bytes(b"opaque").unwrap(), ttl, now), ttl);
+        assert_eq!(
+            positive_ttl(&token_with_exp(999_000), ttl, now),
+            Duration::ZERO
+        );
+        assert_eq!(
+            positive_ttl(&Token::from_bytes(b"opaque").unwrap(), ttl, now),
+            ttl
+        );
     }
 }

@@ -33,7 +33,13 @@ impl Drop for Slot<'_> {
 }
 
 impl Backpressure {
-    pub fn new(max_in_flight: usize, qps: u32, burst: u32, max_wait: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        max_in_flight: usize,
+        qps: u32,
+        burst: u32,
+        max_wait: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let qps = NonZeroU32::new(qps).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Self {
@@ -51,11 +57,17 @@ impl Backpressure {
             Ok(Ok(p)) => p,
             _ => return Err(self.refuse("too many token reviews in flight")),
         };
-        if tokio::time::timeout_at(deadline, self.rate.until_ready()).await.is_err() {
+        if tokio::time::timeout_at(deadline, self.rate.until_ready())
+            .await
+            .is_err()
+        {
             return Err(self.refuse("token review rate budget exhausted"));
         }
         self.metrics.token_reviews_in_flight.inc();
-        Ok(Slot { _permit: permit, metrics: &self.metrics })
+        Ok(Slot {
+            _permit: permit,
+            metrics: &self.metrics,
+        })
     }
 
     fn refuse(&self, why: &str) -> AuthnError {

@@ -1,20 +1,36 @@
 //! Reload outcomes as Kubernetes Events on the issuer Secret.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::ReloadReporter;
 use crate::ca::Issuer;
 
+/// Repeats of one (reason, note) are merged into a series; beyond this many distinct
+/// notes the merge memory starts afresh.
+const MAX_DISTINCT: usize = 64;
+
 /// Records `IssuerUpdated` (Normal) and `IssuerUpdateSkipped` (Warning) Events.
+///
+/// kube's `Recorder` merges Events by reason alone and keeps the first note, so a second
+/// rotation within minutes would show the old issuer. One recorder per distinct
+/// (reason, note) keeps each note truthful while still merging exact repeats.
 pub struct EventReporter {
-    recorder: Recorder,
+    client: kube::Client,
+    reporter: Reporter,
+    recorders: Mutex<HashMap<(String, String), Recorder>>,
     secret: ObjectReference,
 }
 
 impl EventReporter {
     pub fn new(client: kube::Client, namespace: &str, secret: &str) -> Self {
-        let reporter = Reporter { controller: "certmint".into(), instance: std::env::var("POD_NAME").ok() };
+        let reporter = Reporter {
+            controller: "certmint".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         let secret = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Secret".into()),
@@ -22,13 +38,37 @@ impl EventReporter {
             name: Some(secret.into()),
             ..ObjectReference::default()
         };
-        Self { recorder: Recorder::new(client, reporter), secret }
+        Self {
+            client,
+            reporter,
+            recorders: Mutex::default(),
+            secret,
+        }
     }
 
     fn publish(&self, type_: EventType, reason: &str, note: String) {
-        let (recorder, secret) = (self.recorder.clone(), self.secret.clone());
-        let event = Event { type_, reason: reason.into(), note: Some(truncate(note)), action: "Reload".into(), secondary: None };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let note = truncate(note);
+        let recorder = {
+            let mut map = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() >= MAX_DISTINCT {
+                map.clear();
+            }
+            let key = (reason.to_owned(), note.clone());
+            map.entry(key)
+                .or_insert_with(|| Recorder::new(self.client.clone(), self.reporter.clone()))
+                .clone()
+        };
+        let secret = self.secret.clone();
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reload".into(),
+            secondary: None,
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         rt.spawn(async move {
             if let Err(e) = recorder.publish(&event, &secret).await {
                 tracing::warn!(error = %e, "cannot record Kubernetes Event");
@@ -40,12 +80,21 @@ impl EventReporter {
 impl ReloadReporter for EventReporter {
     fn issuer_applied(&self, issuer: &Issuer) {
         let c = issuer.cert();
-        let note = format!("issuer {} (serial {}) applied; valid until {}", c.subject, c.serial_hex, crate::ca::fmt_time(issuer.chain_not_after()));
+        let note = format!(
+            "issuer {} (serial {}) applied; valid until {}",
+            c.subject,
+            c.serial_hex,
+            crate::ca::fmt_time(issuer.chain_not_after())
+        );
         self.publish(EventType::Normal, "IssuerUpdated", note);
     }
 
     fn issuer_skipped(&self, reason: &str) {
-        self.publish(EventType::Warning, "IssuerUpdateSkipped", format!("kept the current issuer: {reason}"));
+        self.publish(
+            EventType::Warning,
+            "IssuerUpdateSkipped",
+            format!("kept the current issuer: {reason}"),
+        );
     }
 }
 

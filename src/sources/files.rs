@@ -33,7 +33,9 @@ impl FileSources {
         if let Some(file) = &self.anchors_file {
             match read_bounded(file, MAX_PEM_BYTES) {
                 Ok(pem) => reloader.anchors_read(SOURCE, &pem),
-                Err(e) => tracing::warn!(path = %file.display(), error = %e, "cannot read trust anchors"),
+                Err(e) => {
+                    tracing::warn!(path = %file.display(), error = %e, "cannot read trust anchors")
+                }
             }
         }
         if let Some(dir) = &self.issuer_dir {
@@ -46,7 +48,10 @@ impl FileSources {
 
     /// Watches and re-reads until `shutdown` flips to true.
     pub async fn run(self, reloader: Arc<Reloader>, mut shutdown: watch::Receiver<bool>) {
-        let anchors_dir = self.anchors_file.as_deref().map(|f| f.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+        let anchors_dir = self.anchors_file.as_deref().map(|f| {
+            f.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        });
         let dirs: Vec<PathBuf> = self.issuer_dir.iter().cloned().chain(anchors_dir).collect();
         let (_guard, mut events) = match watch_dirs(&dirs) {
             Ok((g, rx)) => (Some(g), rx),

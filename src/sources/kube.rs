@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -49,7 +49,11 @@ pub fn anchors_from_configmap(cm: &ConfigMap, key: &str) -> Result<Vec<u8>, Stri
         .data
         .as_ref()
         .and_then(|d: &BTreeMap<String, String>| d.get(key).map(|s| s.as_bytes().to_vec()))
-        .or_else(|| cm.binary_data.as_ref().and_then(|d| d.get(key).map(|b| b.0.clone())))
+        .or_else(|| {
+            cm.binary_data
+                .as_ref()
+                .and_then(|d| d.get(key).map(|b| b.0.clone()))
+        })
         .ok_or_else(|| format!("ConfigMap has no key {key:?}"))?;
     if pem.len() as u64 > MAX_PEM_BYTES {
         return Err("ConfigMap bundle is larger than 1 MiB".into());
@@ -58,24 +62,62 @@ pub fn anchors_from_configmap(cm: &ConfigMap, key: &str) -> Result<Vec<u8>, Stri
 }
 
 /// Keeps the issuer Secret applied until shutdown.
-pub async fn run_issuer(client: Client, ns: String, name: String, every: Duration, reloader: Arc<Reloader>, shutdown: watch::Receiver<bool>) {
+pub async fn run_issuer(
+    client: Client,
+    ns: String,
+    name: String,
+    every: Duration,
+    reloader: Arc<Reloader>,
+    shutdown: watch::Receiver<bool>,
+) {
     let r = reloader.clone();
     let apply = move |s: &Secret| match issuer_from_secret(s) {
         Ok(m) => r.issuer_read(SOURCE, m),
         Err(e) => r.issuer_invalid(SOURCE, &e),
     };
     let missing = move |why: &str| reloader.issuer_missing(SOURCE, why);
-    follow(Api::<Secret>::namespaced(client, &ns), name, every, apply, missing, shutdown).await;
+    follow(
+        Api::<Secret>::namespaced(client, &ns),
+        name,
+        every,
+        apply,
+        missing,
+        shutdown,
+    )
+    .await;
 }
 
 /// Keeps the anchors ConfigMap applied until shutdown.
-pub async fn run_anchors(client: Client, ns: String, name: String, key: String, every: Duration, reloader: Arc<Reloader>, shutdown: watch::Receiver<bool>) {
+pub async fn run_anchors(
+    client: Client,
+    ns: String,
+    name: String,
+    key: String,
+    every: Duration,
+    reloader: Arc<Reloader>,
+    shutdown: watch::Receiver<bool>,
+) {
     let apply = move |cm: &ConfigMap| match anchors_from_configmap(cm, &key) {
         Ok(pem) => reloader.anchors_read(SOURCE, &pem),
-        Err(e) => tracing::warn!(reason = %e, "trust anchors ConfigMap unusable; keeping the current anchors"),
+        Err(e) => {
+            tracing::warn!(reason = %e, "trust anchors ConfigMap unusable; keeping the current anchors")
+        }
     };
-    let missing = |why: &str| tracing::warn!(reason = why, "trust anchors ConfigMap missing; keeping the current anchors");
-    follow(Api::<ConfigMap>::namespaced(client, &ns), name, every, apply, missing, shutdown).await;
+    let missing = |why: &str| {
+        tracing::warn!(
+            reason = why,
+            "trust anchors ConfigMap missing; keeping the current anchors"
+        )
+    };
+    follow(
+        Api::<ConfigMap>::namespaced(client, &ns),
+        name,
+        every,
+        apply,
+        missing,
+        shutdown,
+    )
+    .await;
 }
 
 /// Watches one named object and re-reads it every `every`; never ends on an error.
@@ -90,7 +132,9 @@ async fn follow<K>(
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher::watcher(api.clone(), config).default_backoff().boxed();
+    let mut events = watcher::watcher(api.clone(), config)
+        .default_backoff()
+        .boxed();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut found_in_list = false;

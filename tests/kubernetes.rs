@@ -198,11 +198,14 @@ async fn an_expired_token_is_not_served_from_the_cache() {
     assert_eq!(env.kube.request_count(RequestKind::TokenReview), 2);
 }
 
+/// Puts the fake API server into a fault.
+type Inject = fn(&FakeKube);
+
 #[tokio::test]
 async fn api_faults_are_unavailable_within_the_deadline_then_recover() {
     let (kube, _root, _issuer) = cluster().await;
     let env = start(kube, |_| {}).await;
-    let faults: [(&str, fn(&FakeKube)); 3] = [
+    let faults: [(&str, Inject); 3] = [
         ("500", |k| {
             k.set_token_review_fault(Some(Fault::Status(500)))
         }),

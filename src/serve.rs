@@ -54,6 +54,9 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
             .build_v1()?;
         let l = &s.limits;
         let router = Server::builder()
+            .layer(tower::util::MapResponseLayer::new(
+                crate::grpc::oversize::map_response,
+            ))
             .timeout(l.request_timeout + Duration::from_secs(1))
             .max_concurrent_streams(l.max_concurrent_streams)
             .http2_keepalive_interval(Some(l.keepalive_interval))

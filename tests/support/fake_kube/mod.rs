@@ -34,6 +34,7 @@ use serde_json::Value;
 use tokio::{net::TcpListener, sync::watch as channel, task::JoinHandle};
 
 pub use counters::RequestKind;
+#[allow(unused_imports)]
 pub use faults::Fault;
 #[allow(unused_imports)]
 pub use tokens::{ISSUER, LEGACY_ISSUER, TokenSpec};

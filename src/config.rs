@@ -263,14 +263,28 @@ impl Default for Limits {
 }
 
 impl Config {
-    /// Parses YAML text (an empty document means all defaults).
+    /// Parses YAML text (an empty document means all defaults). Errors name the setting.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_owned(),
-            message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+        let mut path = String::new();
+        serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                path = e.path().to_string();
+                e.into_inner()
+            })
+        })
+        .map_err(|e| {
+            let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+            let message = match path.as_str() {
+                "" | "." => first,
+                p => format!("setting {p}: {first}"),
+            };
+            ConfigError::Parse {
+                path: origin.to_owned(),
+                message,
+            }
         })
     }
 
@@ -395,7 +409,11 @@ impl Config {
 /// Durations written like `24h`, `90s`, `500ms`, `1h30m`.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not a duration ({e}); write e.g. 90s, 5m or 24h"
+        ))
+    })
 }
 
 /// Parses a duration flag value.

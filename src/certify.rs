@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
 
 use crate::authn::{Authenticator, AuthnError, Token};
@@ -21,15 +22,15 @@ pub const MAX_IDENTITY_BYTES: usize = 253;
 /// A Certify request, transport-neutral. Deliberately not `Debug`: it holds a token.
 pub struct CertifyRequest {
     pub identity: String,
-    pub token: Vec<u8>,
-    pub csr_der: Vec<u8>,
+    pub token: Bytes,
+    pub csr_der: Bytes,
 }
 
 /// What Certify returns on success.
 #[derive(Debug)]
 pub struct Certified {
     pub leaf: CertificateDer<'static>,
-    pub chain: Vec<CertificateDer<'static>>,
+    pub chain: Vec<Bytes>,
     pub not_after: SystemTime,
     pub serial: [u8; 16],
 }
@@ -123,7 +124,7 @@ impl Certifier {
         )?;
         Ok(Certified {
             leaf: leaf.der,
-            chain: state.issuer.chain().to_vec(),
+            chain: state.issuer.chain_bytes().to_vec(),
             not_after: leaf.not_after,
             serial: leaf.serial,
         })

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use rcgen::KeyPair;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::{Digest, Sha256};
@@ -73,6 +74,8 @@ pub struct Issuer {
     pub(super) cert: CertInfo,
     /// The issuer and further intermediates (DER), as sent in every response.
     pub(super) chain: Vec<CertificateDer<'static>>,
+    /// The same chain, encoded once and shared by every response.
+    chain_bytes: Vec<Bytes>,
     /// The earliest notAfter over the issuer, intermediates and the anchor used.
     pub(super) chain_not_after: SystemTime,
     pub(super) digest: [u8; 32],
@@ -121,6 +124,10 @@ impl Issuer {
                 .map(|c| c.not_after)
                 .min()
                 .unwrap_or(cert.not_after),
+            chain_bytes: chain
+                .iter()
+                .map(|c| Bytes::copy_from_slice(&c.der))
+                .collect(),
             chain: chain.iter().map(|c| c.der.clone()).collect(),
             cert,
         };
@@ -179,6 +186,11 @@ impl Issuer {
     /// The certificates sent after the leaf in every response.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.chain
+    }
+
+    /// The chain as shared buffers (cloning is a reference count per certificate).
+    pub fn chain_bytes(&self) -> &[Bytes] {
+        &self.chain_bytes
     }
 
     /// The earliest notAfter in the chain: no leaf outlives it.

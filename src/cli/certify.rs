@@ -152,17 +152,17 @@ pub async fn obtain(
     let resp = IdentityClient::new(channel)
         .certify(CertifyRequest {
             identity: identity.to_owned(),
-            token,
-            certificate_signing_request: csr,
+            token: token.into(),
+            certificate_signing_request: csr.into(),
         })
         .await
         .map_err(|s| anyhow::anyhow!("Certify failed: {:?}: {}", s.code(), s.message()))?
         .into_inner();
-    let leaf = CertificateDer::from(resp.leaf_certificate);
+    let leaf = CertificateDer::from(resp.leaf_certificate.to_vec());
     let chain: Vec<_> = resp
         .intermediate_certificates
         .into_iter()
-        .map(CertificateDer::from)
+        .map(|b| CertificateDer::from(b.to_vec()))
         .collect();
     let valid_until = resp
         .valid_until

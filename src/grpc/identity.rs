@@ -62,8 +62,8 @@ impl Identity for IdentityService {
                 tracing::debug!(identity = ?identity, serial = %hex(&c.serial), not_after = %crate::ca::fmt_time(c.not_after), "issued certificate");
                 self.metrics.certify("linkerd", "ok", elapsed);
                 Ok(Response::new(CertifyResponse {
-                    leaf_certificate: c.leaf.to_vec(),
-                    intermediate_certificates: c.chain.iter().map(|d| d.to_vec()).collect(),
+                    leaf_certificate: c.leaf.to_vec().into(),
+                    intermediate_certificates: c.chain,
                     valid_until: Some(prost_types::Timestamp::from(c.not_after)),
                 }))
             }

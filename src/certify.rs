@@ -56,6 +56,9 @@ pub enum CertifyError {
     /// Step 7: the token proves a different identity than the one requested.
     #[error("token identity does not match the requested identity")]
     IdentityMismatch,
+    /// The request did not finish within certmint's own deadline (UNAVAILABLE, retryable).
+    #[error("request deadline exceeded")]
+    DeadlineExceeded,
     /// Step 8: signing failed.
     #[error(transparent)]
     Sign(#[from] SignError),

@@ -52,9 +52,7 @@ impl Identity for IdentityService {
         let result = match tokio::time::timeout(self.deadline, self.certifier.certify(domain)).await
         {
             Ok(r) => r,
-            Err(_) => Err(CertifyError::Authn(crate::authn::AuthnError::Unavailable(
-                "request deadline exceeded".into(),
-            ))),
+            Err(_) => Err(CertifyError::DeadlineExceeded),
         };
         let elapsed = start.elapsed().as_secs_f64();
         match result {

@@ -12,6 +12,9 @@ pub fn to_status(identity: &str, err: &CertifyError) -> (Status, &'static str) {
         CertifyError::IssuerNotReady | CertifyError::IssuerExpired => {
             (Code::Unavailable, err.to_string())
         }
+        CertifyError::DeadlineExceeded => {
+            (Code::Unavailable, "request timed out; retry".to_owned())
+        }
         CertifyError::InvalidRequest(_) => (Code::InvalidArgument, err.to_string()),
         CertifyError::Csr(e) if e.is_policy() => (Code::PermissionDenied, e.to_string()),
         CertifyError::Csr(e) => (Code::InvalidArgument, e.to_string()),

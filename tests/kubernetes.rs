@@ -440,3 +440,18 @@ async fn a_herd_of_distinct_tokens_is_admitted_within_the_in_flight_limit() {
     );
     assert!(reviews as usize >= N);
 }
+
+#[tokio::test]
+async fn a_slow_request_is_answered_unavailable_at_the_request_deadline() {
+    let (kube, _root, _issuer) = cluster().await;
+    let env = start(kube, |c| {
+        c.limits.request_timeout = Duration::from_secs(1);
+        c.authn.kubernetes.timeout = Duration::from_secs(30);
+    })
+    .await;
+    env.kube.set_token_review_latency(Duration::from_secs(10));
+    let started = Instant::now();
+    let err = certify_with(&env, token(&env)).await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::Unavailable, "request timed out; retry"));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}

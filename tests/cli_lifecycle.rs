@@ -95,10 +95,7 @@ fn ca_root_creates_a_self_signed_ca_with_a_private_pkcs8_key() {
     assert_eq!(f.lifetime, 3650 * DAY, "default lifetime 87600h");
     assert_eq!((f.key_alg.as_str(), f.key_bits), (OID_EC, 256));
     assert_eq!(mode(&key), 0o600);
-    assert!(
-        read(&key).starts_with("-----BEGIN PRIVATE KEY-----"),
-        "PKCS#8 PEM"
-    );
+    assert!(read(&key).starts_with(&pkcs8_header()), "PKCS#8 PEM");
 }
 
 #[test]
@@ -160,7 +157,7 @@ fn ca_root_makes_p384_and_rsa3072_keys() {
         let f = facts_of_file(&cert);
         assert_eq!((f.key_alg.as_str(), f.key_bits), (alg, bits), "{kt}");
         assert_eq!(f.lifetime, 2 * DAY);
-        assert!(read(&key).starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(read(&key).starts_with(&pkcs8_header()));
     }
 }
 
@@ -516,12 +513,7 @@ fn check_reports_garbage_pem_clearly() {
     let run = check_files(&garbage, &idir, &[]).expect(2);
     assert!(run.stdout.contains("no PEM certificate found"), "{run:#?}");
 
-    let bad_key = issuer_dir(
-        dir.path(),
-        "badkey",
-        &issuer.cert_pem,
-        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-    );
+    let bad_key = issuer_dir(dir.path(), "badkey", &issuer.cert_pem, &bogus_key_pem());
     let run = check_files(&anchors, &bad_key, &[]).expect(2);
     assert!(
         run.stdout.contains("ERROR") && run.stdout.contains("issuer key"),
@@ -680,10 +672,7 @@ fn inspect_reports_garbage_clearly() {
     let dir = tmp();
     for (name, contents) in [
         ("g.pem", "garbage"),
-        (
-            "k.pem",
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-        ),
+        ("k.pem", &bogus_key_pem()),
         ("d.der", "\u{30}\u{3}\u{2}\u{1}\u{1}"),
     ] {
         let run = certmint(&["inspect", &p(&write(dir.path(), name, contents))]).expect(2);

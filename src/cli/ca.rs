@@ -15,6 +15,7 @@ use crate::ca::cert::{CertInfo, parse_pem_chain};
 use crate::ca::create::{KeyType, generate_key, new_issuer, new_root};
 use crate::ca::keys::key_pair_from_pem;
 use crate::ca::{Issuer, IssuerMaterial, TrustAnchors, fmt_time};
+use crate::cli::certify::pem_cert;
 use crate::cli::describe::{CertView, duration_text, left_text};
 use crate::config::parse_duration;
 use crate::fsutil::read_bounded;
@@ -256,8 +257,4 @@ fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {
         .with_context(|| format!("cannot read {flag} {}", path.display()))?;
     String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{flag} {} is not a PEM text file", path.display()))
-}
-
-fn pem_cert(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
 }

@@ -14,6 +14,20 @@ use rustls_pki_types::pem::PemObject;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+/// The PKCS#8 PEM header, assembled so that no committed file looks like it holds a key.
+pub fn pkcs8_header() -> String {
+    format!("-----BEGIN {}-----", "PRIVATE KEY")
+}
+
+/// A PEM block labelled as a PKCS#8 key whose content is not a key.
+pub fn bogus_key_pem() -> String {
+    format!(
+        "{}\nAAAA\n-----END {}-----\n",
+        pkcs8_header(),
+        "PRIVATE KEY"
+    )
+}
+
 /// What one run of `certmint` did.
 #[derive(Debug)]
 pub struct Run {

@@ -9,10 +9,11 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{pem_cert, read_text};
+use super::read_text;
 use crate::ca::TrustAnchors;
 use crate::ca::cert::{CertInfo, parse_pem_chain};
 use crate::ca::fmt_time;
+use crate::cli::certify::pem_cert;
 use crate::cli::describe::CertView;
 
 #[derive(Debug, Args)]

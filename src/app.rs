@@ -338,7 +338,7 @@ fn needs_kube(c: &Config) -> bool {
 }
 
 /// The throwaway identity used to prove a new issuer can sign verifiable leaves.
-fn probe_names(naming: &Naming) -> LeafNames {
+pub fn probe_names(naming: &Naming) -> LeafNames {
     let sa = crate::identity::ServiceAccount::new("certmint-probe", "certmint-probe")
         .expect("valid static labels");
     LeafNames {

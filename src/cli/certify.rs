@@ -207,6 +207,6 @@ fn write_out(dir: &Path, got: &Obtained, anchors_pem: &[u8]) -> anyhow::Result<(
     Ok(())
 }
 
-fn pem_cert(der: &CertificateDer<'_>) -> String {
+pub(crate) fn pem_cert(der: &CertificateDer<'_>) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
 }

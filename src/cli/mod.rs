@@ -1,7 +1,11 @@
 //! The `certmint` command line: argument definitions and dispatch.
 
+mod ca;
 pub mod certify;
+pub mod check;
+mod describe;
 pub mod dev;
+mod inspect;
 mod serve;
 
 use std::process::ExitCode;
@@ -37,6 +41,13 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Act as a workload: make a key and CSR, call Certify, verify and write the result.
     Certify(certify::CertifyArgs),
+    /// Create CA material: a trust anchor, an issuer, an anchor bundle.
+    Ca(ca::CaArgs),
+    /// Validate trust anchors and issuer (files or live objects). Exit 0 healthy,
+    /// 1 expiring within --warn-within, 2 invalid or expired.
+    Check(check::CheckArgs),
+    /// Show a certificate chain (file or TLS server) and whether it verifies.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs the parsed command.
@@ -49,5 +60,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(log_format);
             certify::run(args).await
         }
+        Command::Ca(args) => ca::run(args),
+        Command::Check(args) => check::run(args).await,
+        Command::Inspect(args) => inspect::run(args).await,
     }
 }

@@ -1,0 +1,98 @@
+//! `certmint check`: validate the trust anchors and the issuer, from files or from the live
+//! Secret and ConfigMap. Exit 0 healthy, 1 something expires within the warning window,
+//! 2 invalid or expired.
+
+mod evaluate;
+mod kube;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+
+use crate::cli::describe::OutputFormat;
+use crate::config::parse_duration;
+use crate::fsutil::read_bounded;
+use crate::identity::Naming;
+use crate::sources::files::{MAX_PEM_BYTES, read_issuer_dir};
+
+pub use evaluate::{Finding, Inputs, Report, Severity, evaluate};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Trust-anchor bundle (PEM).
+    #[arg(
+        long,
+        required_unless_present = "kubernetes",
+        conflicts_with = "kubernetes"
+    )]
+    trust_anchors: Option<PathBuf>,
+    /// Issuer directory: tls.crt and tls.key, or crt.pem and key.pem.
+    #[arg(
+        long,
+        required_unless_present = "kubernetes",
+        conflicts_with = "kubernetes"
+    )]
+    issuer_dir: Option<PathBuf>,
+    /// Check the live issuer Secret and anchors ConfigMap (kubeconfig credentials).
+    #[arg(long)]
+    kubernetes: bool,
+    #[command(flatten)]
+    kube: kube::KubeArgs,
+    /// Warn (exit 1) when anything expires within this window.
+    #[arg(long, default_value = "60d", value_parser = parse_duration)]
+    warn_within: Duration,
+    /// Leaf lifetime the issuer chain must outlive (serve's issuance.lifetime).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    lifetime: Duration,
+    #[arg(long, value_enum, default_value = "table")]
+    output: OutputFormat,
+    /// Trust domain of the probe identity used to test-sign (as configured for serve).
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+    /// Control-plane namespace of the probe identity (as configured for serve).
+    #[arg(long, default_value = "linkerd")]
+    control_namespace: String,
+}
+
+pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let naming = Naming::new(&args.control_namespace, &args.trust_domain)
+        .context("--trust-domain / --control-namespace")?;
+    let inputs = if args.kubernetes {
+        kube::fetch(&args.kube).await?
+    } else {
+        read_files(&args)?
+    };
+    let settings = evaluate::Settings {
+        now: SystemTime::now(),
+        warn_within: args.warn_within,
+        leaf_lifetime: args.lifetime,
+        probe: crate::app::probe_names(&naming),
+    };
+    let report = evaluate(&inputs, &settings);
+    match args.output {
+        OutputFormat::Table => print!("{}", render::table(&report)),
+        OutputFormat::Json => print!("{}", render::json(&report)?),
+    }
+    Ok(ExitCode::from(report.exit_code))
+}
+
+fn read_files(args: &CheckArgs) -> anyhow::Result<Inputs> {
+    let (Some(anchors), Some(dir)) = (&args.trust_anchors, &args.issuer_dir) else {
+        return Err(anyhow!(
+            "give --trust-anchors FILE and --issuer-dir DIR, or --kubernetes"
+        ));
+    };
+    let anchors_pem = read_bounded(anchors, MAX_PEM_BYTES)
+        .with_context(|| format!("cannot read --trust-anchors {}", anchors.display()))?;
+    let issuer = read_issuer_dir(dir).map_err(|e| anyhow!("--issuer-dir: {e}"))?;
+    Ok(Inputs {
+        anchors_source: anchors.display().to_string(),
+        anchors_pem,
+        issuer_source: dir.display().to_string(),
+        issuer,
+    })
+}

@@ -1,0 +1,119 @@
+//! The live issuer Secret and trust-anchor ConfigMap, read once through the kubeconfig.
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+use super::Inputs;
+use crate::ca::IssuerMaterial;
+
+/// The file-mode arguments; the Kubernetes ones make no sense with them.
+const FILE_ARGS: [&str; 2] = ["trust_anchors", "issuer_dir"];
+/// kube retries throttled requests for minutes by itself; this bounds each read.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Namespace of the Secret and ConfigMap (default: the kubeconfig context's).
+    #[arg(long, conflicts_with_all = FILE_ARGS)]
+    namespace: Option<String>,
+    /// The issuer Secret (kubernetes.io/tls or linkerd.io/tls).
+    #[arg(long, default_value = "certmint-issuer", conflicts_with_all = FILE_ARGS)]
+    secret: String,
+    /// The trust-anchor ConfigMap.
+    #[arg(
+        long,
+        default_value = "certmint-trust-anchors",
+        conflicts_with_all = FILE_ARGS
+    )]
+    configmap: String,
+    /// The ConfigMap key holding the PEM bundle.
+    #[arg(long, default_value = "ca-bundle.crt", conflicts_with_all = FILE_ARGS)]
+    key: String,
+    /// kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, conflicts_with_all = FILE_ARGS)]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Reads both objects.
+pub async fn fetch(args: &KubeArgs) -> anyhow::Result<Inputs> {
+    let client = crate::kubeclient::client(args.kubeconfig.as_deref())
+        .await
+        .context(
+            "check --kubernetes needs cluster access: pass --kubeconfig FILE or set KUBECONFIG",
+        )?;
+    let ns = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let secret: Secret = get(&client, &ns, &args.secret, "--secret").await?;
+    let cm: ConfigMap = get(&client, &ns, &args.configmap, "--configmap").await?;
+    let issuer_source = format!("Secret {ns}/{}", args.secret);
+    let anchors_source = format!("ConfigMap {ns}/{} key {}", args.configmap, args.key);
+    Ok(Inputs {
+        anchors_pem: bundle_from(&cm, &args.key, &anchors_source)?,
+        issuer: issuer_from(&secret, &issuer_source)?,
+        anchors_source,
+        issuer_source,
+    })
+}
+
+async fn get<K>(client: &Client, ns: &str, name: &str, flag: &str) -> anyhow::Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match tokio::time::timeout(API_TIMEOUT, api.get(name)).await {
+        Err(_) => {
+            bail!("timed out after 30s reading {kind} {ns}/{name}: is the API server reachable?")
+        }
+        Ok(Ok(obj)) => Ok(obj),
+        Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
+            bail!("{kind} {ns}/{name} not found: check --namespace and {flag}")
+        }
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => bail!(
+            "not allowed to get {kind} {ns}/{name} ({}): use credentials that may read it",
+            s.message
+        ),
+        Ok(Err(e)) => Err(e).with_context(|| format!("cannot read {kind} {ns}/{name}")),
+    }
+}
+
+/// `tls.crt`/`tls.key` (kubernetes.io/tls) or `crt.pem`/`key.pem` (linkerd.io/tls).
+fn issuer_from(secret: &Secret, source: &str) -> anyhow::Result<IssuerMaterial> {
+    let data = secret.data.clone().unwrap_or_default();
+    for (crt, key) in [("tls.crt", "tls.key"), ("crt.pem", "key.pem")] {
+        match (data.get(crt), data.get(key)) {
+            (Some(c), Some(k)) => {
+                return Ok(IssuerMaterial {
+                    cert_pem: c.0.clone(),
+                    key_pem: k.0.clone(),
+                });
+            }
+            (Some(_), None) => bail!("{source} has {crt} but no {key}"),
+            (None, Some(_)) => bail!("{source} has {key} but no {crt}"),
+            (None, None) => {}
+        }
+    }
+    bail!("{source} has neither tls.crt/tls.key nor crt.pem/key.pem")
+}
+
+fn bundle_from(cm: &ConfigMap, key: &str, source: &str) -> anyhow::Result<Vec<u8>> {
+    if let Some(text) = cm.data.as_ref().and_then(|d| d.get(key)) {
+        return Ok(text.as_bytes().to_vec());
+    }
+    if let Some(bytes) = cm.binary_data.as_ref().and_then(|d| d.get(key)) {
+        return Ok(bytes.0.clone());
+    }
+    let keys: Vec<&String> = cm.data.iter().flat_map(|d| d.keys()).collect();
+    bail!("{source}: the ConfigMap has no such key (keys: {keys:?}); pass --key")
+}

@@ -452,6 +452,13 @@ async fn a_slow_request_is_answered_unavailable_at_the_request_deadline() {
     env.kube.set_token_review_latency(Duration::from_secs(10));
     let started = Instant::now();
     let err = certify_with(&env, token(&env)).await.unwrap_err();
-    assert_eq!((err.code(), err.message()), (Code::Unavailable, "request timed out; retry"));
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Unavailable, "request timed out; retry")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }

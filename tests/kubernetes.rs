@@ -46,12 +46,11 @@ fn put_anchors(kube: &FakeKube, pem: &str) {
     );
 }
 
-/// A server with Kubernetes authn and sources. Re-reads are slow (60 s) so that, within
-/// the test bounds, only the watch can deliver updates.
-async fn start(kube: FakeKube, tweak: impl FnOnce(&mut Config)) -> Env {
-    install_crypto();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
+/// A config with Kubernetes authn and sources through `kube`'s kubeconfig (written in
+/// `dir`). Re-reads are slow (60 s) so that, within the test bounds, only the watch can
+/// deliver updates.
+fn kube_config(kube: &FakeKube, dir: &std::path::Path) -> Config {
+    let kubeconfig = dir.join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig);
     let mut c = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -70,6 +69,14 @@ async fn start(kube: FakeKube, tweak: impl FnOnce(&mut Config)) -> Env {
     c.trust_anchors.namespace = NS.into();
     c.trust_anchors.configmap = CONFIGMAP.into();
     c.trust_anchors.reload_interval = Duration::from_secs(60);
+    c
+}
+
+/// A server from [`kube_config`], adjusted by `tweak`, once ready.
+async fn start(kube: FakeKube, tweak: impl FnOnce(&mut Config)) -> Env {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = kube_config(&kube, dir.path());
     tweak(&mut c);
     let server = Server::start(c).await.unwrap();
     let s = &server;
@@ -347,19 +354,7 @@ async fn readiness_waits_for_tokenreview_permission() {
     kube.set_ssar_allowed(false);
     install_crypto();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig);
-    let mut c = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    c.kubeconfig = Some(kubeconfig);
-    c.tls.enabled = false;
-    c.issuer.source = SourceKind::Kubernetes;
-    c.issuer.namespace = NS.into();
-    c.trust_anchors.source = SourceKind::Kubernetes;
-    c.trust_anchors.namespace = NS.into();
+    let c = kube_config(&kube, dir.path());
     let server = Server::start(c).await.unwrap();
     kube.wait_for_requests(RequestKind::SelfSubjectAccessReview, 1, WAIT)
         .await;

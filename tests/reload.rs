@@ -18,16 +18,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Certifies `shop/web` and returns the first intermediate (the signing issuer).
 async fn signer(files: &CaFiles, server: &Server) -> Result<Vec<u8>, tonic::Status> {
-    let key = KeyPair::generate().unwrap();
-    let id = linkerd_name("shop", "web");
-    let mut c = client(server.grpc_addr).await;
-    let resp = certify(
-        &mut c,
-        &id,
-        files.token_key.token("shop", "web"),
-        CsrSpec::for_identity(&id).build(&key),
-    )
-    .await?;
+    let resp = files.certify_web(server.grpc_addr).await?;
     Ok(resp.intermediate_certificates[0].clone())
 }
 
@@ -239,17 +230,7 @@ async fn an_expired_issuer_is_never_used() {
         .unwrap();
 
     // Leaves are clamped to the issuer's notAfter while it is valid.
-    let key = KeyPair::generate().unwrap();
-    let id = linkerd_name("shop", "web");
-    let mut c = client(server.grpc_addr).await;
-    let resp = certify(
-        &mut c,
-        &id,
-        files.token_key.token("shop", "web"),
-        CsrSpec::for_identity(&id).build(&key),
-    )
-    .await
-    .unwrap();
+    let resp = files.certify_web(server.grpc_addr).await.unwrap();
     let issuer_na = x509_parser::parse_x509_certificate(&issuer.der)
         .unwrap()
         .1

@@ -225,6 +225,15 @@ impl CaFiles {
         c
     }
 
+    /// Certifies `shop/web` as linkerd2-proxy would, against the server at `addr`.
+    pub async fn certify_web(&self, addr: SocketAddr) -> Result<CertifyResponse, tonic::Status> {
+        let key = KeyPair::generate().unwrap();
+        let id = linkerd_name("shop", "web");
+        let mut c = client(addr).await;
+        let csr = CsrSpec::for_identity(&id).build(&key);
+        certify(&mut c, &id, self.token_key.token("shop", "web"), csr).await
+    }
+
     pub async fn start(&self) -> Server {
         install_crypto();
         Server::start(self.config()).await.unwrap()

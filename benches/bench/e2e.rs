@@ -1,0 +1,128 @@
+//! Section 3, end to end: a running server (plaintext and TLS) with TokenReview authn whose
+//! one token is served from the cache, Certify over loopback HTTP/2 at concurrency 1 and 64.
+
+use super::args::Options;
+use super::fixtures::{NS, Pki, SA, identity};
+use super::floor::Floor;
+use super::load::{self, Outcome, Spec};
+use super::report::{Row, Target};
+use super::server::InProcess;
+use crate::common::AUDIENCE;
+
+/// (concurrency, connections) per case; the first c64 case is the one the targets use.
+const CASES: [(usize, usize); 3] = [(1, 1), (64, 1), (64, 8)];
+
+pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>], floor: Floor) -> (Vec<Row>, Vec<Target>) {
+    let mut rows = Vec::new();
+    let mut results = Vec::new();
+    for tls in [false, true] {
+        let env = InProcess::start(pki, tls, |_| {});
+        let token =
+            env.kube
+                .kube
+                .mint_token(NS, SA, &[AUDIENCE], std::time::Duration::from_secs(3600));
+        for (i, (concurrency, conns)) in CASES.into_iter().enumerate() {
+            let requests = opts.scaled(if concurrency == 1 { 3_000 } else { 30_000 });
+            let spec = Spec {
+                target: env.target.clone(),
+                identity: identity(),
+                token: token.clone().into_bytes(),
+                csrs,
+                first_csr: i * 40_000,
+                requests,
+                warmup: opts.scaled(500),
+                concurrency,
+                conns,
+            };
+            let out = load::run(&spec);
+            rows.push(row(tls, concurrency, conns, &out));
+            results.push(((tls, concurrency, conns), out));
+        }
+    }
+    let targets = targets(&results, floor);
+    (rows, targets)
+}
+
+fn case_name(tls: bool, concurrency: usize, conns: usize) -> String {
+    let mode = if tls { "TLS" } else { "plaintext" };
+    let conns = if conns == 1 {
+        "1 conn".to_owned()
+    } else {
+        format!("{conns} conns")
+    };
+    format!("{mode}, c{concurrency}, {conns}")
+}
+
+fn row(tls: bool, concurrency: usize, conns: usize, out: &Outcome) -> Row {
+    let secs = out.wall.as_secs_f64();
+    let server_cpu = out.process_cpu.saturating_sub(out.client_cpu).as_secs_f64();
+    let mut r = Row::new("e2e", case_name(tls, concurrency, conns))
+        .metric("certs", out.rate(), "/s")
+        .metric("p50", out.percentile_ms(0.50), "ms")
+        .metric("p90", out.percentile_ms(0.90), "ms")
+        .metric("p99", out.percentile_ms(0.99), "ms")
+        .metric("server cpu", server_cpu / secs, "cores")
+        .metric("client cpu", out.client_cpu.as_secs_f64() / secs, "cores");
+    let mut note = format!("{} calls in {:.2} s", out.ok, secs);
+    if out.errors > 0 {
+        note += &format!(
+            "; {} errors, first: {}",
+            out.errors,
+            out.first_error.as_deref().unwrap_or("?")
+        );
+        r = r.metric("errors", out.errors as f64, "");
+    }
+    r.note(note)
+}
+
+type Results = [((bool, usize, usize), Outcome)];
+
+fn find(results: &Results, tls: bool, concurrency: usize) -> Option<&Outcome> {
+    results
+        .iter()
+        .find(|((t, c, n), _)| *t == tls && *c == concurrency && *n == 1)
+        .map(|(_, o)| o)
+}
+
+fn targets(results: &Results, floor: Floor) -> Vec<Target> {
+    let mut t = Vec::new();
+    let (Some(p64), Some(t64)) = (find(results, false, 64), find(results, true, 64)) else {
+        return t;
+    };
+    let two_cores = 2.0 * floor.certs_per_core();
+    t.push(Target::at_least(
+        format!(
+            "e2e plaintext c64 ≥ 0.4 × 2 × floor ({:.0}/s)",
+            0.4 * two_cores
+        ),
+        p64.rate() / two_cores,
+        0.4,
+        "x",
+    ));
+    t.push(Target::at_least(
+        "e2e TLS c64 within 15 % of plaintext (TLS/plain)",
+        t64.rate() / p64.rate(),
+        0.85,
+        "x",
+    ));
+    for tls in [false, true] {
+        let mode = if tls { "TLS" } else { "plaintext" };
+        if let Some(o) = find(results, tls, 64) {
+            t.push(Target::at_most(
+                format!("e2e {mode} p99 at c64"),
+                o.percentile_ms(0.99),
+                10.0,
+                "ms",
+            ));
+        }
+        if let Some(o) = find(results, tls, 1) {
+            t.push(Target::at_most(
+                format!("e2e {mode} p99 at c1"),
+                o.percentile_ms(0.99),
+                1.0,
+                "ms",
+            ));
+        }
+    }
+    t
+}

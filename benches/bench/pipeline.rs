@@ -1,0 +1,116 @@
+//! Section 2, the pipeline in process on one core: `csr::verify` → `check_names` →
+//! `Issuer::sign_leaf` → DER; and the whole `Certifier::certify` with an authenticator that
+//! answers at once (so the difference is the pipeline's own overhead around the crypto).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use certmint::authn::{Authenticator, AuthnError, Token};
+use certmint::ca::{LeafNames, LeafPolicy};
+use certmint::certify::{Certifier, CertifyRequest};
+use certmint::clock::SystemClock;
+use certmint::identity::{Naming, ServiceAccount};
+use futures::future::BoxFuture;
+
+use super::args::Options;
+use super::fixtures::{self, Pki};
+use super::floor::{Floor, median_rate};
+use super::report::{Row, Target};
+
+pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>], floor: Floor) -> (Vec<Row>, Vec<Target>) {
+    let window = if opts.quick {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(1)
+    };
+    let core = median_rate(window, core_step(pki, csrs));
+    let full = median_rate(window, certifier_step(pki, csrs));
+    let fc = floor.certs_per_core();
+    let rows = vec![
+        Row::new("pipeline", "verify → check_names → sign_leaf → DER")
+            .metric("certs", core, "/s")
+            .metric("each", 1e6 / core, "µs")
+            .metric("vs floor", core / fc, "x"),
+        Row::new("pipeline", "Certifier::certify (instant authn)")
+            .metric("certs", full, "/s")
+            .metric("each", 1e6 / full, "µs")
+            .metric("vs floor", full / fc, "x")
+            .note("adds naming, token parsing, store load, chain copy"),
+    ];
+    let targets = vec![Target::at_least(
+        "pipeline ≥ 0.8 × floor per core",
+        core / fc,
+        0.8,
+        "x",
+    )];
+    (rows, targets)
+}
+
+/// One Certify of the CA core: what it costs apart from transport and authentication.
+pub fn core_step<'a>(pki: &Pki, csrs: &'a [Vec<u8>]) -> impl FnMut() + 'a {
+    let (issuer, _anchors) = pki.load_issuer();
+    let naming = Naming::new("linkerd", "cluster.local").expect("naming");
+    let sa = ServiceAccount::new(fixtures::NS, fixtures::SA).expect("sa");
+    let identity = fixtures::identity();
+    let policy = LeafPolicy::default();
+    let mut i = 0;
+    move || {
+        let der = &csrs[i % csrs.len()];
+        i += 1;
+        let csr = certmint::csr::verify(der).expect("CSR verifies");
+        let spiffe = naming.spiffe_id(&sa);
+        csr.check_names(&identity, Some(&spiffe)).expect("names");
+        let names = LeafNames {
+            dns: naming.linkerd_name(&sa),
+            uri: Some(spiffe),
+        };
+        let leaf = issuer
+            .sign_leaf(
+                &names,
+                csr.spki_der(),
+                csr.key_kind().is_rsa(),
+                &policy,
+                SystemTime::now(),
+            )
+            .expect("signs");
+        black_box(leaf.der);
+    }
+}
+
+/// Proves every token to be the bench workload, without any work.
+struct InstantAuthn(ServiceAccount);
+
+impl Authenticator for InstantAuthn {
+    fn authenticate<'a>(
+        &'a self,
+        _token: &'a Token,
+    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
+        let sa = self.0.clone();
+        Box::pin(async move { Ok(sa) })
+    }
+}
+
+/// One `Certifier::certify` with instant authentication.
+pub fn certifier_step<'a>(pki: &Pki, csrs: &'a [Vec<u8>]) -> impl FnMut() + 'a {
+    let sa = ServiceAccount::new(fixtures::NS, fixtures::SA).expect("sa");
+    let certifier = Certifier::new(
+        pki.store(),
+        Arc::new(InstantAuthn(sa)),
+        Naming::new("linkerd", "cluster.local").expect("naming"),
+        LeafPolicy::default(),
+        Arc::new(SystemClock),
+    );
+    let identity = fixtures::identity();
+    let mut i = 0;
+    move || {
+        let req = CertifyRequest {
+            identity: identity.clone(),
+            token: b"token".to_vec().into(),
+            csr_der: csrs[i % csrs.len()].clone().into(),
+        };
+        i += 1;
+        let out = futures::executor::block_on(certifier.certify(req)).expect("certified");
+        black_box(out);
+    }
+}

@@ -1,0 +1,51 @@
+//! `--profile CASE`: one case in a loop with no timing windows or report, so that `perf
+//! record` or `valgrind --tool=callgrind` see little but the code under study.
+
+use std::time::{Duration, Instant};
+
+use super::args::Options;
+use super::fixtures::{self, NS, Pki, SA};
+use super::load::{self, Spec};
+use super::pipeline::{certifier_step, core_step};
+use super::server::InProcess;
+use crate::common::AUDIENCE;
+
+pub fn run(opts: &Options, case: &str) -> Result<(), String> {
+    super::init_logging(&super::workdir().join("profile.log"));
+    let pki = Pki::new();
+    let n = opts.count;
+    let csrs = fixtures::csr_pool(&fixtures::identity(), n.min(1000));
+    let start = Instant::now();
+    match case {
+        "pipeline" => (0..n).for_each({
+            let mut step = core_step(&pki, &csrs);
+            move |_| step()
+        }),
+        "certifier" => (0..n).for_each({
+            let mut step = certifier_step(&pki, &csrs);
+            move |_| step()
+        }),
+        "plaintext" | "tls" => {
+            let env = InProcess::start(&pki, case == "tls", |_| {});
+            let token = env
+                .kube
+                .kube
+                .mint_token(NS, SA, &[AUDIENCE], Duration::from_secs(3600));
+            let out = load::run(&Spec {
+                target: env.target.clone(),
+                identity: fixtures::identity(),
+                token: token.into_bytes(),
+                csrs: &csrs,
+                first_csr: 0,
+                requests: n,
+                warmup: 100,
+                concurrency: 64,
+                conns: 1,
+            });
+            eprintln!("{} ok, {} errors, {:.0}/s", out.ok, out.errors, out.rate());
+        }
+        other => return Err(format!("unknown --profile case {other:?}")),
+    }
+    eprintln!("{case}: {n} iterations in {:.2?}", start.elapsed());
+    Ok(())
+}

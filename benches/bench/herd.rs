@@ -91,13 +91,11 @@ fn case(n: usize, label: &str, b: Budget, pki: &Pki, csrs: &[Vec<u8>]) -> (Row, 
     let predicted = n.saturating_sub(b.burst as usize) as f64 / f64::from(b.qps);
 
     let lat_ms = |q| percentile(&tally.latencies, q) as f64 / 1000.0;
-    let name = format!(
-        "{n} tokens, {label} (in-flight {}, qps {}, burst {})",
-        b.in_flight, b.qps, b.burst
-    );
+    let name = format!("{n} tokens, {label}");
     let mut note = format!(
-        "wall ≈ (N − burst)/qps = {predicted:.1} s predicted; {} refused by back-pressure, retried",
-        refused
+        "max_in_flight {}, qps {}, burst {}: wall ≈ (N − burst)/qps = {predicted:.1} s; \
+         {refused} refused by back-pressure and retried",
+        b.in_flight, b.qps, b.burst
     );
     if tally.errors > 0 {
         note += &format!(
@@ -106,7 +104,7 @@ fn case(n: usize, label: &str, b: Budget, pki: &Pki, csrs: &[Vec<u8>]) -> (Row, 
             tally.first_error.as_deref().unwrap_or("?")
         );
     }
-    let row = super::report::Row::new("herd", name)
+    let row = Row::new("herd", name)
         .metric("wall", wall, "s")
         .metric("certified", tally.certified as f64, "")
         .metric("reviews", reviews as f64, "")
@@ -179,22 +177,23 @@ async fn herd_calls(target: &load::Target, tokens: &[String], csrs: &[Vec<u8>]) 
                     certificate_signing_request: csrs[i % csrs.len()].clone(),
                 };
                 let result = client.certify(req).await;
-                let mut t = tally.borrow_mut();
-                match result {
-                    Ok(_) => {
-                        t.certified += 1;
-                        t.latencies.push(start.elapsed().as_micros() as u32);
-                        return;
-                    }
-                    Err(s) if s.code() == Code::Unavailable => t.retries += 1,
-                    Err(s) => {
-                        t.errors += 1;
-                        t.first_error
-                            .get_or_insert_with(|| format!("{:?}: {}", s.code(), s.message()));
-                        return;
+                {
+                    let mut t = tally.borrow_mut();
+                    match result {
+                        Ok(_) => {
+                            t.certified += 1;
+                            t.latencies.push(start.elapsed().as_micros() as u32);
+                            return;
+                        }
+                        Err(s) if s.code() == Code::Unavailable => t.retries += 1,
+                        Err(s) => {
+                            t.errors += 1;
+                            t.first_error
+                                .get_or_insert_with(|| format!("{:?}: {}", s.code(), s.message()));
+                            return;
+                        }
                     }
                 }
-                drop(t);
                 let backoff = Duration::from_millis(rand::random_range(20..60));
                 tokio::time::sleep(backoff).await;
             }

@@ -197,12 +197,17 @@ fn fmt_metric(m: &Metric) -> String {
 
 /// Values with their unit, at a precision that suits the magnitude.
 pub fn fmt_value(v: f64, unit: &str) -> String {
-    let n = match v.abs() {
-        x if x == 0.0 => "0".to_owned(),
-        x if x >= 100.0 => format!("{v:.0}"),
-        x if x >= 10.0 => format!("{v:.1}"),
-        x if x >= 0.1 => format!("{v:.2}"),
-        _ => format!("{v:.3}"),
+    let a = v.abs();
+    let n = if a == 0.0 {
+        "0".to_owned()
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
     };
     match unit {
         "" => n,

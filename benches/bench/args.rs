@@ -10,6 +10,8 @@ usage: cargo bench --bench certmint -- [OPTIONS]
                      (default 1000000)
   --only S[,S...]    run only these sections: floor, pipeline, e2e, herd, startup
                      (pipeline and e2e also run floor, for their ratios)
+  --wait-quiet SECS  before each section, wait up to SECS for other processes to leave
+                     the CPU alone (< 0.1 core for 3 s)
   --profile CASE     no report: run one case for --count iterations, for perf or
                      callgrind (CASE: pipeline, certifier, plaintext, tls)
   --count N          iterations for --profile (default 20000)
@@ -54,6 +56,7 @@ pub struct Options {
     pub herd: usize,
     pub issuances: usize,
     pub sections: Vec<Section>,
+    pub wait_quiet: std::time::Duration,
     pub profile: Option<String>,
     pub count: usize,
     /// The arguments as given, for the report.
@@ -70,6 +73,7 @@ impl Options {
             herd: 0,
             issuances: 0,
             sections: Section::ALL.to_vec(),
+            wait_quiet: std::time::Duration::ZERO,
             profile: None,
             count: 20_000,
             command: command_line(&args),
@@ -86,6 +90,10 @@ impl Options {
                 "--help" | "-h" => o.help = true,
                 "--herd" => herd = Some(number(&value("--herd")?)?),
                 "--issuances" => issuances = Some(number(&value("--issuances")?)?),
+                "--wait-quiet" => {
+                    o.wait_quiet =
+                        std::time::Duration::from_secs(number(&value("--wait-quiet")?)? as u64);
+                }
                 "--profile" => o.profile = Some(value("--profile")?),
                 "--count" => o.count = number(&value("--count")?)?,
                 "--only" => {

@@ -62,7 +62,8 @@ fn row(tls: bool, concurrency: usize, conns: usize, out: &Outcome) -> Row {
         .metric("p90", out.percentile_ms(0.90), "ms")
         .metric("p99", out.percentile_ms(0.99), "ms")
         .metric("server cpu", server_cpu / secs, "cores")
-        .metric("client cpu", out.client_cpu.as_secs_f64() / secs, "cores");
+        .metric("client cpu", out.client_cpu.as_secs_f64() / secs, "cores")
+        .metric("others", out.other_cores, "cores");
     let mut note = format!("{} calls in {:.2} s", out.ok, secs);
     if out.errors > 0 {
         note += &format!(

@@ -10,7 +10,7 @@ use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use super::machine::{process_cpu, thread_cpu};
+use super::machine::{Noise, process_cpu, thread_cpu};
 
 /// How the client reaches the server.
 #[derive(Clone, Debug)]
@@ -47,6 +47,8 @@ pub struct Outcome {
     pub client_cpu: Duration,
     /// CPU used by the whole process (server runtime, fake API server, client).
     pub process_cpu: Duration,
+    /// Cores used by other processes on the machine meanwhile (disturbance).
+    pub other_cores: f64,
 }
 
 impl Outcome {
@@ -93,10 +95,12 @@ async fn drive(spec: &Spec<'_>) -> Outcome {
         calls(spec, &clients, first, spec.warmup).await;
     }
     let (cpu0, proc0, t0) = (thread_cpu(), process_cpu(), Instant::now());
+    let noise = Noise::start();
     let mut out = calls(spec, &clients, first + spec.warmup, spec.requests).await;
     out.wall = t0.elapsed();
     out.client_cpu = thread_cpu().saturating_sub(cpu0);
     out.process_cpu = process_cpu().saturating_sub(proc0);
+    out.other_cores = noise.cores();
     out.latencies.sort_unstable();
     out
 }

@@ -166,3 +166,66 @@ pub fn rss_mib(pid: u32) -> (f64, f64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// CPU time used by all processes on the machine so far (from `/proc/stat`).
+pub fn system_busy() -> Duration {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: everything but idle and iowait.
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Duration::from_millis(busy * 10)
+}
+
+/// Measures how much CPU other processes use while it lives.
+pub struct Noise {
+    system: Duration,
+    process: Duration,
+    start: std::time::Instant,
+}
+
+impl Noise {
+    pub fn start() -> Self {
+        Noise {
+            system: system_busy(),
+            process: process_cpu(),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Cores used by other processes on average since `start`.
+    pub fn cores(&self) -> f64 {
+        let other = system_busy()
+            .saturating_sub(self.system)
+            .saturating_sub(process_cpu().saturating_sub(self.process));
+        other.as_secs_f64() / self.start.elapsed().as_secs_f64().max(1e-3)
+    }
+}
+
+/// Waits (at most `limit`) until other processes use less than 0.1 core for 3 s in a row.
+/// Returns false if the machine stayed busy.
+pub fn wait_quiet(limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    let mut quiet_for = 0;
+    while std::time::Instant::now() < deadline {
+        let n = Noise::start();
+        std::thread::sleep(Duration::from_secs(1));
+        quiet_for = if n.cores() < 0.1 { quiet_for + 1 } else { 0 };
+        if quiet_for >= 3 {
+            return true;
+        }
+    }
+    false
+}

@@ -39,37 +39,34 @@ pub fn run(opts: &Options) -> Report {
     let csrs = fixtures::csr_pool(&fixtures::identity(), pool);
 
     let floor = opts.needs_floor().then(|| {
-        progress("floor: ECDSA P-256 sign/verify");
-        let (floor, rows) = floor::run(opts);
-        report.rows.extend(rows);
-        floor
+        section(&mut report, opts, "floor", |_| {
+            let (floor, rows) = floor::run(opts);
+            (floor, rows, Vec::new())
+        })
     });
     if let (true, Some(f)) = (opts.runs(Section::Pipeline), floor) {
-        progress("pipeline: in process, one core");
-        let (rows, targets) = pipeline::run(opts, &pki, &csrs, f);
-        report.rows.extend(rows);
-        report.targets.extend(targets);
+        section(&mut report, opts, "pipeline", |_| {
+            let (rows, targets) = pipeline::run(opts, &pki, &csrs, f);
+            ((), rows, targets)
+        });
     }
     if let (true, Some(f)) = (opts.runs(Section::E2e), floor) {
-        progress("end-to-end: plaintext and TLS, c1 and c64");
-        let (rows, targets) = e2e::run(opts, &pki, &csrs, f);
-        report.rows.extend(rows);
-        report.targets.extend(targets);
+        section(&mut report, opts, "e2e", |_| {
+            let (rows, targets) = e2e::run(opts, &pki, &csrs, f);
+            ((), rows, targets)
+        });
     }
     if opts.runs(Section::Herd) {
-        progress(&format!("herd: {} distinct tokens", opts.herd));
-        let (rows, targets) = herd::run(opts, &pki, &csrs);
-        report.rows.extend(rows);
-        report.targets.extend(targets);
+        section(&mut report, opts, "herd", |_| {
+            let (rows, targets) = herd::run(opts, &pki, &csrs);
+            ((), rows, targets)
+        });
     }
     if opts.runs(Section::Startup) {
-        progress(&format!(
-            "start-up and RSS: release binary, {} issuances",
-            opts.issuances
-        ));
-        let (rows, targets) = startup::run(opts, &csrs, &workdir);
-        report.rows.extend(rows);
-        report.targets.extend(targets);
+        section(&mut report, opts, "startup", |_| {
+            let (rows, targets) = startup::run(opts, &csrs, &workdir);
+            ((), rows, targets)
+        });
     }
     report.machine_after = Some(machine::Machine::now());
     report.wall_secs = started.elapsed().as_secs_f64();
@@ -81,6 +78,30 @@ fn workdir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("certmint-bench");
     std::fs::create_dir_all(&dir).expect("bench work directory");
     dir
+}
+
+/// Runs one section: waits for a quiet machine if asked, records how much CPU other
+/// processes used meanwhile, and collects its rows and targets.
+fn section<T>(
+    report: &mut Report,
+    opts: &Options,
+    name: &'static str,
+    f: impl FnOnce(&Options) -> (T, Vec<report::Row>, Vec<report::Target>),
+) -> T {
+    let quiet = match opts.wait_quiet.is_zero() {
+        true => true,
+        false => {
+            progress(&format!("{name}: waiting for a quiet machine"));
+            machine::wait_quiet(opts.wait_quiet)
+        }
+    };
+    progress(name);
+    let noise = machine::Noise::start();
+    let (out, rows, targets) = f(opts);
+    report.noise.push((name, noise.cores(), quiet));
+    report.rows.extend(rows);
+    report.targets.extend(targets);
+    out
 }
 
 fn progress(what: &str) {

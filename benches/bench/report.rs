@@ -107,6 +107,9 @@ pub struct Report {
     pub command: String,
     pub wall_secs: f64,
     pub log_file: String,
+    /// Per section: cores used by other processes meanwhile, and whether the machine was
+    /// quiet when it started (always true without `--wait-quiet`).
+    pub noise: Vec<(&'static str, f64, bool)>,
 }
 
 impl Report {
@@ -149,6 +152,30 @@ impl Report {
             );
         }
         println!();
+        let noise: Vec<String> = self
+            .noise
+            .iter()
+            .map(|(s, c, quiet)| {
+                let child = if *s == "startup" {
+                    " (incl. the certmint child)"
+                } else {
+                    ""
+                };
+                let busy = if *quiet { "" } else { " (busy at start)" };
+                format!("{s} {c:.2}{child}{busy}")
+            })
+            .collect();
+        println!(
+            "CPU used by other processes during each section (cores): {}",
+            noise.join(", ")
+        );
+        if self
+            .noise
+            .iter()
+            .any(|(s, c, _)| *c > 0.1 && *s != "startup")
+        {
+            println!("WARNING: other processes competed for the CPU; re-run on a quiet machine");
+        }
         println!(
             "run took {:.0} s; server logs: {}",
             self.wall_secs, self.log_file
@@ -184,6 +211,7 @@ impl Report {
             "machine_before": self.machine_before.as_ref().map(Machine::to_json),
             "machine_after": self.machine_after.as_ref().map(Machine::to_json),
             "wall_secs": self.wall_secs,
+            "other_cpu_cores": self.noise.iter().map(|(s, c, q)| json!({"section": s, "cores": c, "quiet_at_start": q})).collect::<Vec<_>>(),
             "results": rows,
             "targets": targets,
         });

@@ -1,6 +1,8 @@
 //! Section 3, end to end: a running server (plaintext and TLS) with TokenReview authn whose
 //! one token is served from the cache, Certify over loopback HTTP/2 at concurrency 1 and 64.
 
+use std::time::Duration;
+
 use super::args::Options;
 use super::fixtures::{NS, Pki, SA, identity};
 use super::floor::Floor;
@@ -17,10 +19,10 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>], floor: Floor) -> (Vec<Ro
     let mut results = Vec::new();
     for tls in [false, true] {
         let env = InProcess::start(pki, tls, |_| {});
-        let token =
-            env.kube
-                .kube
-                .mint_token(NS, SA, &[AUDIENCE], std::time::Duration::from_secs(3600));
+        let token = env
+            .kube
+            .kube
+            .mint_token(NS, SA, &[AUDIENCE], Duration::from_secs(3600));
         for (i, (concurrency, conns)) in CASES.into_iter().enumerate() {
             let requests = opts.scaled(if concurrency == 1 { 3_000 } else { 30_000 });
             let spec = Spec {
@@ -33,9 +35,10 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>], floor: Floor) -> (Vec<Ro
                 warmup: opts.scaled(500),
                 concurrency,
                 conns,
+                time_cap: Some(Duration::from_secs(if opts.quick { 3 } else { 10 })),
             };
             let out = load::run(&spec);
-            rows.push(row(tls, concurrency, conns, &out));
+            rows.push(row(tls, concurrency, conns, requests, &out));
             results.push(((tls, concurrency, conns), out));
         }
     }
@@ -53,7 +56,7 @@ fn case_name(tls: bool, concurrency: usize, conns: usize) -> String {
     format!("{mode}, c{concurrency}, {conns}")
 }
 
-fn row(tls: bool, concurrency: usize, conns: usize, out: &Outcome) -> Row {
+fn row(tls: bool, concurrency: usize, conns: usize, requests: usize, out: &Outcome) -> Row {
     let secs = out.wall.as_secs_f64();
     let server_cpu = out.process_cpu.saturating_sub(out.client_cpu).as_secs_f64();
     let mut r = Row::new("e2e", case_name(tls, concurrency, conns))
@@ -65,6 +68,9 @@ fn row(tls: bool, concurrency: usize, conns: usize, out: &Outcome) -> Row {
         .metric("client cpu", out.client_cpu.as_secs_f64() / secs, "cores")
         .metric("others", out.other_cores, "cores");
     let mut note = format!("{} calls in {:.2} s", out.ok, secs);
+    if out.ok + out.errors < requests {
+        note += &format!(" (time cap reached before {requests})");
+    }
     if out.errors > 0 {
         note += &format!(
             "; {} errors, first: {}",

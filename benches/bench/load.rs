@@ -33,6 +33,8 @@ pub struct Spec<'a> {
     pub warmup: usize,
     pub concurrency: usize,
     pub conns: usize,
+    /// No new call starts after this long (the timed part ends early on a slow server).
+    pub time_cap: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -92,11 +94,13 @@ async fn drive(spec: &Spec<'_>) -> Outcome {
     }
     let first = spec.first_csr;
     if spec.warmup > 0 {
-        calls(spec, &clients, first, spec.warmup).await;
+        let cap = spec.time_cap.map(|c| Instant::now() + c / 4);
+        calls(spec, &clients, first, spec.warmup, cap).await;
     }
     let (cpu0, proc0, t0) = (thread_cpu(), process_cpu(), Instant::now());
     let noise = Noise::start();
-    let mut out = calls(spec, &clients, first + spec.warmup, spec.requests).await;
+    let cap = spec.time_cap.map(|c| t0 + c);
+    let mut out = calls(spec, &clients, first + spec.warmup, spec.requests, cap).await;
     out.wall = t0.elapsed();
     out.client_cpu = thread_cpu().saturating_sub(cpu0);
     out.process_cpu = process_cpu().saturating_sub(proc0);
@@ -123,7 +127,7 @@ async fn calls(
         async move {
             loop {
                 let i = next.get();
-                if i >= count {
+                if i >= count || cap.is_some_and(|c| Instant::now() >= c) {
                     return;
                 }
                 next.set(i + 1);

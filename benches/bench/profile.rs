@@ -41,6 +41,7 @@ pub fn run(opts: &Options, case: &str) -> Result<(), String> {
                 warmup: 100,
                 concurrency: 64,
                 conns: 1,
+                time_cap: None,
             });
             eprintln!("{} ok, {} errors, {:.0}/s", out.ok, out.errors, out.rate());
         }

@@ -100,6 +100,7 @@ fn rss_run(opts: &Options, s: &Setup, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
             warmup: 0,
             concurrency: 64,
             conns: 1,
+            time_cap: None,
         };
         let out = load::run(&spec);
         secs += out.wall.as_secs_f64();

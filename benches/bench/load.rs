@@ -109,12 +109,14 @@ async fn drive(spec: &Spec<'_>) -> Outcome {
     out
 }
 
-/// `count` calls using CSRs `from..from+count` (mod pool size), `concurrency` at a time.
+/// `count` calls using CSRs `from..from+count` (mod pool size), `concurrency` at a time,
+/// none started after `cap`.
 async fn calls(
     spec: &Spec<'_>,
     clients: &[IdentityClient<Channel>],
     from: usize,
     count: usize,
+    cap: Option<Instant>,
 ) -> Outcome {
     let next = Cell::new(0usize);
     let out = RefCell::new(Outcome {

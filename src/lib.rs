@@ -16,6 +16,7 @@ pub mod identity;
 pub mod kubeclient;
 pub mod metrics;
 pub mod proto;
+pub mod runtime;
 pub mod serve;
 pub mod sources;
 pub mod telemetry;

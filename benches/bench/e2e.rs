@@ -13,7 +13,8 @@ use super::server::InProcess;
 use crate::common::AUDIENCE;
 
 /// (concurrency, connections) per case; the first c64 case is the one the targets use.
-const CASES: [(usize, usize); 3] = [(1, 1), (64, 1), (64, 8)];
+/// (64, 64) is a herd of proxies as it reaches a real CA: one call on each connection.
+const CASES: [(usize, usize); 4] = [(1, 1), (64, 1), (64, 8), (64, 64)];
 
 pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>], _floor: Floor) -> (Vec<Row>, Vec<Target>) {
     // Both servers run side by side and the cases alternate between them, round after

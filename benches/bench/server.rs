@@ -85,12 +85,7 @@ impl InProcess {
         c.kubeconfig = Some(kubeconfig);
         c.tls.enabled = tls;
         tweak(&mut c);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("certmint")
-            .enable_all()
-            .build()
-            .expect("server runtime");
+        let rt = certmint::runtime::build().expect("server runtime");
         let server = rt.block_on(Server::start(c)).expect("certmint starts");
         let deadline = Instant::now() + Duration::from_secs(20);
         while let Err(why) = server.readiness.check() {

@@ -4,7 +4,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Why PEM certificates could not be read.
@@ -60,7 +59,7 @@ impl CertInfo {
             can_sign_certs: ku.is_none_or(|k| k.value.key_cert_sign()),
             self_signed: x509.subject().as_raw() == x509.issuer().as_raw(),
             public_key: x509.public_key().subject_public_key.data.to_vec(),
-            fingerprint_sha256: hex(&Sha256::digest(&der)),
+            fingerprint_sha256: hex(&sha256(&der)),
             der: CertificateDer::from(Vec::new()),
         };
         Ok(CertInfo { der, ..info })
@@ -104,7 +103,18 @@ fn to_system_time(secs: i64) -> SystemTime {
     }
 }
 
-/// SHA-256 of `bytes`.
+/// SHA-256 of `bytes`, with ring's assembly implementation.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+    sha256_parts(&[bytes])
+}
+
+/// SHA-256 over the concatenation of `parts`.
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }

@@ -6,7 +6,6 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use rcgen::KeyPair;
 use rustls_pki_types::{CertificateDer, UnixTime};
-use sha2::{Digest, Sha256};
 
 use super::anchors::TrustAnchors;
 use super::cert::{CertError, CertInfo, parse_pem_chain};
@@ -23,11 +22,11 @@ pub struct IssuerMaterial {
 impl IssuerMaterial {
     /// SHA-256 over both files: how a source tells that the issuer changed.
     pub fn digest(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update((self.cert_pem.len() as u64).to_be_bytes());
-        h.update(&self.cert_pem);
-        h.update(&self.key_pem);
-        h.finalize().into()
+        crate::ca::cert::sha256_parts(&[
+            &(self.cert_pem.len() as u64).to_be_bytes(),
+            &self.cert_pem,
+            &self.key_pem,
+        ])
     }
 }
 

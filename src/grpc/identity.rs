@@ -35,7 +35,7 @@ impl IdentityService {
 
 #[tonic::async_trait]
 impl Identity for IdentityService {
-    #[tracing::instrument(name = "certify", skip_all)]
+    #[tracing::instrument(name = "certify", level = "debug", skip_all)]
     async fn certify(
         &self,
         request: Request<ProtoRequest>,

@@ -15,10 +15,6 @@ mod bench;
 
 use std::process::ExitCode;
 
-/// The allocator of the certmint binary, so that the in-process server runs as it does there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     common::install_crypto();
     let opts = match bench::args::Options::parse(std::env::args().skip(1)) {

@@ -4,11 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc rather than glibc malloc: a Certify allocates and frees many small buffers on
-/// two threads, and glibc's arenas cost about 7 % of the server's CPU (issue 6 profile).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = certmint::cli::Cli::parse();

@@ -498,3 +498,40 @@ async fn ten_thousand_issuances_have_distinct_serials() {
     eprintln!("{n} issuances in {:?}", start.elapsed());
     let _ = Duration::ZERO;
 }
+
+/// linkerd2's `proxy-identity` (Go) writes the CSR the proxy sends: a P-256 key, the
+/// identity as CN and as the only DNS SAN. Go encodes that CN as a PrintableString, where
+/// rcgen's default (and the other tests) use UTF8String.
+#[tokio::test]
+async fn csr_shaped_like_linkerd_proxy_identity_is_certified() {
+    let key = KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        rcgen::DnValue::PrintableString(web().as_str().try_into().unwrap()),
+    );
+    p.subject_alt_names = vec![rcgen::SanType::DnsName(web().try_into().unwrap())];
+    let csr = p.serialize_request(&key).unwrap().der().to_vec();
+    let (_, req) = X509CertificationRequest::from_der(&csr).unwrap();
+    let cn = req
+        .certification_request_info
+        .subject
+        .iter_common_name()
+        .next()
+        .expect("CN present");
+    assert_eq!(
+        cn.attr_value().tag(),
+        x509_parser::asn1_rs::Tag::PrintableString
+    );
+
+    let resp = certify_web(csr).await.unwrap();
+    let (_, leaf) = X509Certificate::from_der(&resp.leaf_certificate).unwrap();
+    let sans = &leaf
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names;
+    assert!(sans.contains(&GeneralName::DNSName(&web())));
+}

@@ -74,6 +74,16 @@ async fn code_of(identity: &str, token: impl Into<Vec<u8>>, csr: Vec<u8>) -> Cod
     }
 }
 
+/// The leaf's subjectAltName entries (the extension must be present).
+fn sans<'a>(leaf: &'a X509Certificate<'a>) -> &'a [GeneralName<'a>] {
+    &leaf
+        .subject_alternative_name()
+        .unwrap()
+        .expect("subjectAltName present")
+        .value
+        .general_names
+}
+
 fn csr_web(key: &KeyPair) -> Vec<u8> {
     CsrSpec::for_identity(&web()).build(key)
 }
@@ -268,12 +278,7 @@ async fn leaf_follows_the_profile_even_when_the_csr_asks_for_ca() {
     assert!(ku.digital_signature() && !ku.key_encipherment() && !ku.key_cert_sign());
     let eku = leaf.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.server_auth && eku.client_auth && !eku.any);
-    let sans = &leaf
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names;
+    let sans = sans(&leaf);
     assert_eq!(sans.len(), 2);
     assert!(sans.contains(&GeneralName::DNSName(&web())));
     assert!(sans.contains(&GeneralName::URI(&spiffe_id("shop", "web"))));
@@ -527,11 +532,6 @@ async fn csr_shaped_like_linkerd_proxy_identity_is_certified() {
 
     let resp = certify_web(csr).await.unwrap();
     let (_, leaf) = X509Certificate::from_der(&resp.leaf_certificate).unwrap();
-    let sans = &leaf
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names;
+    let sans = sans(&leaf);
     assert!(sans.contains(&GeneralName::DNSName(&web())));
 }

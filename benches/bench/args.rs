@@ -114,7 +114,7 @@ impl Options {
         self.sections.contains(&s)
     }
 
-    /// Floor runs whenever a section needs it for a ratio.
+    /// The floor section is shown whenever a section that compares against it runs.
     pub fn needs_floor(&self) -> bool {
         [Section::Floor, Section::Pipeline, Section::E2e]
             .iter()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::args::Options;
 use super::fixtures::{NS, Pki, SA, identity};
-use super::floor::{self, Floor};
+use super::floor;
 use super::load::{self, Outcome, Spec};
 use super::pipeline::median;
 use super::report::{Row, Target};
@@ -16,7 +16,7 @@ use crate::common::AUDIENCE;
 /// (64, 64) is a herd of proxies as it reaches a real CA: one call on each connection.
 const CASES: [(usize, usize); 4] = [(1, 1), (64, 1), (64, 8), (64, 64)];
 
-pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>], _floor: Floor) -> (Vec<Row>, Vec<Target>) {
+pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target>) {
     // Both servers run side by side and the cases alternate between them, round after
     // round, so that a slow spell of this VM does not land on one mode only.
     let envs = [

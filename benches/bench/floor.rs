@@ -30,7 +30,7 @@ impl Floor {
     }
 }
 
-pub fn run(opts: &Options) -> (Floor, Vec<Row>) {
+pub fn run(opts: &Options) -> Vec<Row> {
     let window = if opts.quick {
         Duration::from_millis(300)
     } else {
@@ -40,7 +40,7 @@ pub fn run(opts: &Options) -> (Floor, Vec<Row>) {
     let sign = median_rate(window, || bench.sign());
     let verify = median_rate(window, || bench.verify());
     let floor = Floor { sign, verify };
-    let rows = vec![
+    vec![
         Row::new("floor", "ECDSA P-256 sign, 400 B (ring)")
             .metric("rate", sign, "/s")
             .metric("each", 1e6 / sign, "µs"),
@@ -50,8 +50,7 @@ pub fn run(opts: &Options) -> (Floor, Vec<Row>) {
         Row::new("floor", "floor = 1/(1/sign + 1/verify), one core")
             .metric("certs", floor.certs_per_core(), "/s")
             .metric("each", 1e6 / floor.certs_per_core(), "µs"),
-    ];
-    (floor, rows)
+    ]
 }
 
 /// The floor measured once more, in one short window per operation: sections that compare

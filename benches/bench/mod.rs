@@ -38,21 +38,22 @@ pub fn run(opts: &Options) -> Report {
     progress(&format!("making {pool} CSRs with distinct P-256 keys"));
     let csrs = fixtures::csr_pool(&fixtures::identity(), pool);
 
-    let floor = opts.needs_floor().then(|| {
+    // Shown as context next to pipeline and e2e, which take their own floor next to each
+    // measurement for their ratios.
+    if opts.needs_floor() {
         section(&mut report, opts, "floor", |_| {
-            let (floor, rows) = floor::run(opts);
-            (floor, rows, Vec::new())
-        })
-    });
-    if let (true, Some(f)) = (opts.runs(Section::Pipeline), floor) {
+            ((), floor::run(opts), Vec::new())
+        });
+    }
+    if opts.runs(Section::Pipeline) {
         section(&mut report, opts, "pipeline", |_| {
-            let (rows, targets) = pipeline::run(opts, &pki, &csrs, f);
+            let (rows, targets) = pipeline::run(opts, &pki, &csrs);
             ((), rows, targets)
         });
     }
-    if let (true, Some(f)) = (opts.runs(Section::E2e), floor) {
+    if opts.runs(Section::E2e) {
         section(&mut report, opts, "e2e", |_| {
-            let (rows, targets) = e2e::run(opts, &pki, &csrs, f);
+            let (rows, targets) = e2e::run(opts, &pki, &csrs);
             ((), rows, targets)
         });
     }

@@ -15,10 +15,10 @@ use futures::future::BoxFuture;
 
 use super::args::Options;
 use super::fixtures::{self, Pki};
-use super::floor::{self, Floor, rate};
+use super::floor::{self, rate};
 use super::report::{Row, Target};
 
-pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>], _floor: Floor) -> (Vec<Row>, Vec<Target>) {
+pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target>) {
     let (window, rounds) = if opts.quick {
         (Duration::from_millis(300), 1)
     } else {

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,45 +22,12 @@ use crate::config::{AuthnMode, Config, SourceKind};
 use crate::grpc::IdentityService;
 use crate::identity::Naming;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::sources::events::EventReporter;
 use crate::sources::files::FileSources;
 use crate::sources::kube as kube_sources;
-use crate::sources::{NoReport, ReloadReporter, Reloader};
+use crate::sources::{NoReport, ReloadReporter, Reloader, Reminders};
 use crate::tls::{Renewer, ServingCert};
-
-/// What `/ready` and gRPC health report.
-pub struct Readiness {
-    store: CaStore,
-    clock: Arc<dyn Clock>,
-    listening: AtomicBool,
-    /// False until TokenReview access is confirmed (Kubernetes authentication only).
-    authorized: AtomicBool,
-    serving_cert: Option<Arc<ServingCert>>,
-}
-
-impl Readiness {
-    /// Ready = a valid issuer and anchors are loaded, the gRPC port is listening and, with
-    /// TLS, a serving certificate exists.
-    pub fn check(&self) -> Result<(), &'static str> {
-        let state = self
-            .store
-            .load()
-            .ok_or("no valid issuer and trust anchors loaded")?;
-        if !state.issuer.is_valid_at(self.clock.now()) {
-            return Err("issuer is expired or not yet valid");
-        }
-        if !self.listening.load(Ordering::Acquire) {
-            return Err("gRPC server not listening yet");
-        }
-        if !self.authorized.load(Ordering::Acquire) {
-            return Err("not allowed to create tokenreviews");
-        }
-        if self.serving_cert.as_ref().is_some_and(|c| !c.is_loaded()) {
-            return Err("no serving certificate yet");
-        }
-        Ok(())
-    }
-}
 
 /// A running server.
 pub struct Server {
@@ -107,6 +73,10 @@ impl Server {
             metrics.clone(),
             clock.clone(),
             reporter,
+            Reminders {
+                issuer: config.issuer.reload_interval,
+                anchors: config.trust_anchors.reload_interval,
+            },
         ));
         start_sources(
             &config,
@@ -141,13 +111,12 @@ impl Server {
             };
             tasks.push(tokio::spawn(renewer.run(shutdown_rx.clone())));
         }
-        let readiness = Arc::new(Readiness {
-            store: store.clone(),
+        let readiness = Arc::new(Readiness::new(
+            store.clone(),
             clock,
-            listening: AtomicBool::new(false),
-            authorized: AtomicBool::new(config.authn.mode != AuthnMode::Kubernetes),
-            serving_cert: serving_cert.clone(),
-        });
+            config.authn.mode == AuthnMode::Kubernetes,
+            serving_cert.clone(),
+        ));
         if let (Some(client), AuthnMode::Kubernetes) = (&kube, config.authn.mode) {
             tasks.push(tokio::spawn(confirm_tokenreview_access(
                 client.clone(),
@@ -189,7 +158,7 @@ impl Server {
             metrics: metrics.clone(),
             shutdown: shutdown_rx,
         });
-        readiness.listening.store(true, Ordering::Release);
+        readiness.set_listening();
         tracing::info!(grpc = %grpc_addr, admin = %admin_addr, tls = config.tls.enabled, "certmint serving");
         Ok(Self {
             grpc_addr,
@@ -315,7 +284,7 @@ async fn confirm_tokenreview_access(
     loop {
         match crate::kubeclient::can_create_tokenreviews(client.clone()).await {
             Ok(true) => {
-                readiness.authorized.store(true, Ordering::Release);
+                readiness.set_authorized();
                 tracing::info!("allowed to create tokenreviews");
                 return;
             }
@@ -368,9 +337,4 @@ async fn wait_for_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-/// Bounded graceful-shutdown helper used by the gRPC server.
-pub(crate) async fn with_grace<F: std::future::Future>(grace: Duration, f: F) -> Option<F::Output> {
-    tokio::time::timeout(grace, f).await.ok()
 }

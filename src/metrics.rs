@@ -22,7 +22,7 @@ pub const CERTIFY_RESULTS: &[&str] = &[
     "internal",
 ];
 /// Results of an issuer or anchors reload attempt.
-pub const RELOAD_RESULTS: &[&str] = &["applied", "rejected", "unchanged", "deleted"];
+pub const RELOAD_RESULTS: &[&str] = &["applied", "rejected", "unchanged", "missing", "deleted"];
 /// Results of a token review.
 pub const REVIEW_RESULTS: &[&str] = &["authenticated", "unauthenticated", "error"];
 

@@ -307,6 +307,26 @@ async fn issuer_rotation_through_the_secret_survives_watch_faults() {
 }
 
 #[tokio::test]
+async fn an_event_the_api_server_refuses_is_retried_without_delaying_the_reload() {
+    let (kube, root, _one) = cluster().await;
+    let env = start(kube, |_| {}).await;
+    eventually(WAIT, "the first IssuerUpdated Event", async || {
+        events_with_reason(&env.kube, "IssuerUpdated") >= 1
+    })
+    .await;
+    env.kube.fail_next_event_writes(2);
+    let two = root.issuer("issuer two");
+    rotate_and_wait(&env, &two).await;
+    eventually(WAIT, "the IssuerUpdated Event for issuer two", async || {
+        env.kube.events().iter().any(|e| {
+            e["reason"] == "IssuerUpdated"
+                && e["note"].as_str().unwrap_or("").contains("issuer two")
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn deleting_the_secret_keeps_the_last_good_issuer() {
     let (kube, _root, one) = cluster().await;
     let env = start(kube, |_| {}).await;
@@ -326,6 +346,63 @@ async fn deleting_the_secret_keeps_the_last_good_issuer() {
             .encode()
             .contains("certmint_issuer_reloads_total{source=\"kubernetes\",result=\"deleted\"} 1")
     );
+}
+
+fn reload_count(env: &Server, family: &str, result: &str) -> u64 {
+    let needle = format!("certmint_{family}_total{{source=\"kubernetes\",result=\"{result}\"}} ");
+    env.metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn absent_secret_and_configmap_count_missing_until_they_appear() {
+    install_crypto();
+    let kube = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = kube_config(&kube, dir.path());
+    c.issuer.reload_interval = Duration::from_millis(200);
+    c.trust_anchors.reload_interval = Duration::from_millis(200);
+    let server = Server::start(c).await.unwrap();
+    let s = &server;
+    eventually(WAIT, "several re-reads of the absent objects", async || {
+        reload_count(s, "issuer_reloads", "missing") >= 3
+            && reload_count(s, "trust_anchor_reloads", "missing") >= 3
+    })
+    .await;
+    assert_eq!(reload_count(s, "issuer_reloads", "deleted"), 0);
+    assert_eq!(reload_count(s, "trust_anchor_reloads", "deleted"), 0);
+
+    let root = Ca::root("root");
+    put_anchors(&kube, &root.cert_pem);
+    put_issuer(&kube, &root.issuer("late issuer"));
+    eventually(WAIT, "ready once both appear", async || {
+        s.readiness.check().is_ok()
+    })
+    .await;
+    kube.delete_configmap(NS, CONFIGMAP);
+    kube.delete_secret(NS, SECRET);
+    eventually(WAIT, "one deletion each", async || {
+        reload_count(s, "issuer_reloads", "deleted") == 1
+            && reload_count(s, "trust_anchor_reloads", "deleted") == 1
+    })
+    .await;
+    let missing = reload_count(s, "issuer_reloads", "missing");
+    eventually(
+        WAIT,
+        "re-reads of the deleted objects count as missing",
+        async || reload_count(s, "issuer_reloads", "missing") >= missing + 3,
+    )
+    .await;
+    assert_eq!(reload_count(s, "issuer_reloads", "deleted"), 1);
+    assert_eq!(reload_count(s, "trust_anchor_reloads", "deleted"), 1);
+    assert!(
+        s.readiness.check().is_ok(),
+        "the last good issuer and anchors stay"
+    );
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]

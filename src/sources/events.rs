@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -12,6 +13,11 @@ use crate::ca::Issuer;
 /// Repeats of one (reason, note) are merged into a series; beyond this many distinct
 /// notes the merge memory starts afresh.
 const MAX_DISTINCT: usize = 64;
+/// An Event write that fails (API server 500, timeout) is tried this many times in all,
+/// waiting `FIRST_RETRY`, then twice as long each time. Retries run in their own task,
+/// so a reload never waits for them.
+const ATTEMPTS: u32 = 4;
+const FIRST_RETRY: Duration = Duration::from_millis(500);
 
 /// Records `IssuerUpdated` (Normal) and `IssuerUpdateSkipped` (Warning) Events.
 ///
@@ -70,8 +76,22 @@ impl EventReporter {
             return;
         };
         rt.spawn(async move {
-            if let Err(e) = recorder.publish(&event, &secret).await {
-                tracing::warn!(error = %e, "cannot record Kubernetes Event");
+            let mut wait = FIRST_RETRY;
+            for attempt in 1..=ATTEMPTS {
+                match recorder.publish(&event, &secret).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == ATTEMPTS => tracing::warn!(
+                        reason = %event.reason,
+                        attempts = ATTEMPTS,
+                        error = %e,
+                        "cannot record Kubernetes Event; giving up"
+                    ),
+                    Err(e) => {
+                        tracing::debug!(reason = %event.reason, attempt, error = %e, "Event write failed; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                }
             }
         });
     }

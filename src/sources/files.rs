@@ -33,9 +33,10 @@ impl FileSources {
         if let Some(file) = &self.anchors_file {
             match read_bounded(file, MAX_PEM_BYTES) {
                 Ok(pem) => reloader.anchors_read(SOURCE, &pem),
-                Err(e) => {
-                    tracing::warn!(path = %file.display(), error = %e, "cannot read trust anchors")
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    reloader.anchors_missing(SOURCE, &format!("{}: {e}", file.display()))
                 }
+                Err(e) => reloader.anchors_invalid(SOURCE, &format!("{}: {e}", file.display())),
             }
         }
         if let Some(dir) = &self.issuer_dir {

@@ -97,18 +97,12 @@ pub async fn run_anchors(
     reloader: Arc<Reloader>,
     shutdown: watch::Receiver<bool>,
 ) {
+    let r = reloader.clone();
     let apply = move |cm: &ConfigMap| match anchors_from_configmap(cm, &key) {
-        Ok(pem) => reloader.anchors_read(SOURCE, &pem),
-        Err(e) => {
-            tracing::warn!(reason = %e, "trust anchors ConfigMap unusable; keeping the current anchors")
-        }
+        Ok(pem) => r.anchors_read(SOURCE, &pem),
+        Err(e) => r.anchors_invalid(SOURCE, &e),
     };
-    let missing = |why: &str| {
-        tracing::warn!(
-            reason = why,
-            "trust anchors ConfigMap missing; keeping the current anchors"
-        )
-    };
+    let missing = move |why: &str| reloader.anchors_missing(SOURCE, why);
     follow(
         Api::<ConfigMap>::namespaced(client, &ns),
         name,

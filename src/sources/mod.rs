@@ -5,6 +5,7 @@ pub mod events;
 pub mod files;
 pub mod kube;
 mod reloader;
+mod remind;
 pub mod watch;
 
-pub use reloader::{NoReport, ReloadReporter, Reloader};
+pub use reloader::{NoReport, ReloadReporter, Reloader, Reminders};

@@ -49,6 +49,9 @@ pub(crate) async fn create(
     Path(ns): Path<String>,
     body: Bytes,
 ) -> Response {
+    if state.faults.take_event_failure() {
+        return super::Fault::Status(500).response();
+    }
     let Ok(mut event) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("the request body is not a JSON Event");
     };
@@ -94,6 +97,9 @@ pub(crate) async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if state.faults.take_event_failure() {
+        return super::Fault::Status(500).response();
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

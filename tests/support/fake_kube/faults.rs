@@ -64,6 +64,8 @@ pub(crate) struct Settings {
     pub bookmark_interval: Duration,
     pub token_leeway: Duration,
     pub watch_failures: Vec<WatchFailure>,
+    /// Event writes (create or patch) still to answer with HTTP 500.
+    pub event_failures: u32,
 }
 
 impl Default for Settings {
@@ -78,6 +80,7 @@ impl Default for Settings {
             // go-jose's default leeway, which kube-apiserver uses for exp/nbf/iat.
             token_leeway: Duration::from_secs(60),
             watch_failures: Vec::new(),
+            event_failures: 0,
         }
     }
 }
@@ -93,6 +96,14 @@ impl Faults {
 
     pub(crate) fn update(&self, change: impl FnOnce(&mut Settings)) {
         change(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Consumes one queued Event-write failure: true when this write must fail.
+    pub(crate) fn take_event_failure(&self) -> bool {
+        let mut settings = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let fail = settings.event_failures > 0;
+        settings.event_failures = settings.event_failures.saturating_sub(1);
+        fail
     }
 
     /// Takes the next queued watch failure, if any.
@@ -140,6 +151,11 @@ impl FakeKube {
     /// Clock-skew leeway for `exp`/`nbf`/`iat` in TokenReview (default 60 s, as kube-apiserver).
     pub fn set_token_leeway(&self, leeway: Duration) {
         self.update(|s| s.token_leeway = leeway);
+    }
+
+    /// The next `n` Event writes (create or patch) are answered with HTTP 500.
+    pub fn fail_next_event_writes(&self, n: u32) {
+        self.update(|s| s.event_failures = n);
     }
 
     /// Cuts every open watch connection mid-stream (no final chunk, no TLS close_notify).

@@ -15,11 +15,11 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
-use crate::app::Readiness;
 use crate::config::Limits;
 use crate::grpc::IdentityService;
 use crate::metrics::Metrics;
 use crate::proto::identity_server::IdentityServer;
+use crate::readiness::Readiness;
 
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,7 +93,7 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
             r = &mut serve => return Ok(r?),
             _ = after.wait_for(|v| *v) => {}
         }
-        match crate::app::with_grace(grace, serve).await {
+        match tokio::time::timeout(grace, serve).await.ok() {
             Some(r) => Ok(r?),
             None => {
                 tracing::warn!(

@@ -10,7 +10,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use super::anchors::TrustAnchors;
 use super::cert::{CertError, CertInfo, parse_pem_chain};
 use super::keys::{KeyError, key_pair_from_pem};
-use super::leaf::{LeafNames, LeafPolicy};
+use super::leaf::{LeafNames, LeafPolicy, LeafRequest, SignError, SignedLeaf};
 
 /// The raw issuer files as a source delivered them. `Debug` never shows the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub enum IssuerError {
 
 /// A validated issuer, ready to sign leaves.
 pub struct Issuer {
-    pub(super) signer: rcgen::Issuer<'static, KeyPair>,
+    signer: rcgen::Issuer<'static, KeyPair>,
     pub(super) cert: CertInfo,
     /// The issuer and further intermediates (DER), as sent in every response.
     pub(super) chain: Vec<CertificateDer<'static>>,
@@ -175,6 +175,24 @@ impl Issuer {
             anchor_not_after = anchors.cert_for(path.anchor()).map(|c| c.not_after);
         }
         anchor_not_after.ok_or_else(|| IssuerError::Untrusted("anchor not found".into()))
+    }
+
+    /// Signs a leaf for `names` over the CSR's `spki_der`, valid from now − skew until
+    /// min(now + lifetime, the chain's earliest notAfter).
+    pub fn sign_leaf(
+        &self,
+        names: &LeafNames,
+        spki_der: &[u8],
+        rsa: bool,
+        policy: &LeafPolicy,
+        now: SystemTime,
+    ) -> Result<SignedLeaf, SignError> {
+        let request = LeafRequest {
+            names,
+            spki_der,
+            rsa,
+        };
+        super::leaf::sign(&self.signer, self.chain_not_after, request, policy, now)
     }
 
     /// The issuer certificate's summary.

@@ -9,8 +9,6 @@ use rcgen::{
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateDer;
 
-use super::issuer::Issuer;
-
 /// X.509's upper bound for a CommonName.
 const MAX_CN_LEN: usize = 64;
 
@@ -68,36 +66,43 @@ pub enum SignError {
     Random,
 }
 
-impl Issuer {
-    /// Signs a leaf for `names` over the CSR's `spki_der`, valid from now − skew until
-    /// min(now + lifetime, the chain's earliest notAfter).
-    pub fn sign_leaf(
-        &self,
-        names: &LeafNames,
-        spki_der: &[u8],
-        rsa: bool,
-        policy: &LeafPolicy,
-        now: SystemTime,
-    ) -> Result<SignedLeaf, SignError> {
-        let not_before = floor_secs(now - policy.clock_skew);
-        let not_after = floor_secs((now + policy.lifetime).min(self.chain_not_after));
-        if not_after <= now {
-            return Err(SignError::ChainExpired);
-        }
-        let serial = random_serial()?;
-        let params = leaf_params(names, rsa, serial, not_before, not_after)?;
-        let public_key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
-            .map_err(|e| SignError::PublicKey(e.to_string()))?;
-        let cert = params
-            .signed_by(&public_key, &self.signer)
-            .map_err(|e| SignError::Sign(e.to_string()))?;
-        Ok(SignedLeaf {
-            der: cert.der().clone(),
-            serial,
-            not_before,
-            not_after,
-        })
+/// Signs a leaf for `names` over the CSR's `spki_der` with `signer`, valid from
+/// now − skew until min(now + lifetime, `chain_not_after`). The issuer module calls this
+/// with its key; this module knows the profile, not where the key comes from.
+pub(super) fn sign(
+    signer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    chain_not_after: SystemTime,
+    request: LeafRequest<'_>,
+    policy: &LeafPolicy,
+    now: SystemTime,
+) -> Result<SignedLeaf, SignError> {
+    let not_before = floor_secs(now - policy.clock_skew);
+    let not_after = floor_secs((now + policy.lifetime).min(chain_not_after));
+    if not_after <= now {
+        return Err(SignError::ChainExpired);
     }
+    let serial = random_serial()?;
+    let params = leaf_params(request.names, request.rsa, serial, not_before, not_after)?;
+    let public_key = rcgen::SubjectPublicKeyInfo::from_der(request.spki_der)
+        .map_err(|e| SignError::PublicKey(e.to_string()))?;
+    let cert = params
+        .signed_by(&public_key, signer)
+        .map_err(|e| SignError::Sign(e.to_string()))?;
+    Ok(SignedLeaf {
+        der: cert.der().clone(),
+        serial,
+        not_before,
+        not_after,
+    })
+}
+
+/// What a leaf is for: its names and the CSR's public key.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LeafRequest<'a> {
+    pub names: &'a LeafNames,
+    pub spki_der: &'a [u8],
+    /// The key is RSA (adds keyEncipherment).
+    pub rsa: bool,
 }
 
 fn leaf_params(

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
-use super::status::to_status;
+use super::status::{FailureLog, to_status};
 use crate::ca::cert::hex;
 use crate::certify::{Certifier, CertifyError, CertifyRequest};
 use crate::metrics::Metrics;
@@ -17,6 +17,7 @@ pub struct IdentityService {
     certifier: Arc<Certifier>,
     metrics: Arc<Metrics>,
     deadline: Duration,
+    failures: FailureLog,
 }
 
 impl IdentityService {
@@ -25,6 +26,7 @@ impl IdentityService {
             certifier,
             metrics,
             deadline,
+            failures: FailureLog::new(),
         }
     }
 
@@ -66,7 +68,7 @@ impl Identity for IdentityService {
                 }))
             }
             Err(e) => {
-                let (status, label) = to_status(&identity, &e);
+                let (status, label) = to_status(&identity, &e, &self.failures);
                 self.metrics.certify("linkerd", label, elapsed);
                 Err(status)
             }

@@ -1,0 +1,69 @@
+//! What `/ready` and gRPC health report. Shared by the wiring (`app`), the admin
+//! endpoints and the gRPC server, so none of them depends on another for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::ca::CaStore;
+use crate::clock::Clock;
+use crate::tls::ServingCert;
+
+/// Ready = a valid issuer and anchors are loaded, the gRPC port is listening, TokenReview
+/// access is confirmed (Kubernetes authentication) and, with TLS, a serving certificate
+/// exists.
+pub struct Readiness {
+    store: CaStore,
+    clock: Arc<dyn Clock>,
+    listening: AtomicBool,
+    /// False until TokenReview access is confirmed (Kubernetes authentication only).
+    authorized: AtomicBool,
+    serving_cert: Option<Arc<ServingCert>>,
+}
+
+impl Readiness {
+    pub fn new(
+        store: CaStore,
+        clock: Arc<dyn Clock>,
+        needs_tokenreview_access: bool,
+        serving_cert: Option<Arc<ServingCert>>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            listening: AtomicBool::new(false),
+            authorized: AtomicBool::new(!needs_tokenreview_access),
+            serving_cert,
+        }
+    }
+
+    /// The gRPC listener is bound and serving.
+    pub fn set_listening(&self) {
+        self.listening.store(true, Ordering::Release);
+    }
+
+    /// The API server confirmed that certmint may create TokenReviews.
+    pub fn set_authorized(&self) {
+        self.authorized.store(true, Ordering::Release);
+    }
+
+    /// Ok when ready, else the first reason it is not.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let state = self
+            .store
+            .load()
+            .ok_or("no valid issuer and trust anchors loaded")?;
+        if !state.issuer.is_valid_at(self.clock.now()) {
+            return Err("issuer is expired or not yet valid");
+        }
+        if !self.listening.load(Ordering::Acquire) {
+            return Err("gRPC server not listening yet");
+        }
+        if !self.authorized.load(Ordering::Acquire) {
+            return Err("not allowed to create tokenreviews");
+        }
+        if self.serving_cert.as_ref().is_some_and(|c| !c.is_loaded()) {
+            return Err("no serving certificate yet");
+        }
+        Ok(())
+    }
+}

@@ -90,3 +90,55 @@ pub fn result_label(code: Code) -> &'static str {
         _ => "internal",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines(c: &Captured) -> Vec<String> {
+        let text = String::from_utf8_lossy(&c.0.lock().unwrap()).into_owned();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_herd_of_shed_calls_logs_two_lines_not_one_per_call() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let log = FailureLog::new();
+        let shed = CertifyError::Authn(AuthnError::Unavailable(
+            "too many token reviews in flight".into(),
+        ));
+        for i in 0..345 {
+            let (status, label) = to_status(&format!("pod-{i}"), &shed, &log);
+            assert_eq!(status.code(), Code::Unavailable);
+            assert_eq!(label, "unavailable");
+        }
+        assert_eq!(lines(&captured).len(), 1, "{:?}", lines(&captured));
+        assert_eq!(log.unavailable.flush(), 1);
+        let all = lines(&captured);
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all[1].contains("344 more Certify calls answered UNAVAILABLE"));
+        assert!(all[1].contains("too many token reviews in flight"));
+    }
+}

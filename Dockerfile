@@ -8,6 +8,11 @@
 ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
+# The builder must have a C compiler: aws-lc-sys (aws-lc-rs, certmint's crypto provider)
+# compiles AWS-LC from its crate sources with the `cc` crate. On x86_64/aarch64 Linux that
+# needs gcc (or clang) only: no cmake, Go or bindgen. The full rust:*-bookworm image has
+# gcc, g++ and make; rust:*-slim has gcc too. The binary links AWS-LC statically, so the
+# runtime image needs nothing beyond glibc and libgcc_s.
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 # .git is not in the build context: the commit reaches `certmint --version` through this

@@ -1,4 +1,4 @@
-//! The Kubernetes client (rustls/ring), from `--kubeconfig`, in-cluster, or `KUBECONFIG`.
+//! The Kubernetes client (rustls with aws-lc-rs), from `--kubeconfig`, in-cluster, or `KUBECONFIG`.
 
 use std::path::Path;
 

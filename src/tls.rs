@@ -116,7 +116,7 @@ impl Renewer {
             .map_err(|e| e.to_string())?;
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let signer =
-            rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| e.to_string())?;
+            rustls::crypto::aws_lc_rs::sign::any_supported_type(&der).map_err(|e| e.to_string())?;
         let mut chain = vec![leaf.der];
         chain.extend(issuer.chain().iter().cloned());
         Ok((

@@ -689,7 +689,7 @@ fn inspect_reports_garbage_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspect_connect_shows_and_verifies_the_served_chain() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tmp();
     let paths = certmint::cli::dev::DevPaths::new(dir.path());
     certmint::cli::dev::ensure_material(&paths).unwrap();

@@ -1,24 +1,17 @@
-//! Section 1, the crypto floor: ECDSA P-256 sign and verify with ring on one core — the
-//! two operations a Certify cannot avoid (the leaf signature; the CSR self-signature).
+//! Section 1, the crypto floor: ECDSA P-256 sign and verify on one core, with ring and with
+//! aws-lc-rs side by side. Sections that compare against the floor use the faster library,
+//! so a ratio never flatters certmint with a slow floor.
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
-
-use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
-    UnparsedPublicKey,
-};
 
 use super::args::Options;
 use super::report::Row;
-
-/// Roughly a leaf's TBSCertificate: names, SANs, key, extensions.
-const TBS_BYTES: usize = 400;
+use super::signers::{self, Lib, Signer};
 
 /// Operations per second on one core.
 #[derive(Clone, Copy, Debug)]
 pub struct Floor {
+    pub lib: Lib,
     pub sign: f64,
     pub verify: f64,
 }
@@ -36,75 +29,57 @@ pub fn run(opts: &Options) -> Vec<Row> {
     } else {
         Duration::from_secs(1)
     };
-    let mut bench = Bench::new();
-    let sign = median_rate(window, || bench.sign());
-    let verify = median_rate(window, || bench.verify());
-    let floor = Floor { sign, verify };
-    vec![
-        Row::new("floor", "ECDSA P-256 sign, 400 B (ring)")
-            .metric("rate", sign, "/s")
-            .metric("each", 1e6 / sign, "µs"),
-        Row::new("floor", "ECDSA P-256 verify, 400 B (ring)")
-            .metric("rate", verify, "/s")
-            .metric("each", 1e6 / verify, "µs"),
-        Row::new("floor", "floor = 1/(1/sign + 1/verify), one core")
+    let mut rows = Vec::new();
+    let mut floors = Vec::new();
+    for lib in Lib::ALL {
+        let mut bench = signers::new(lib);
+        let sign = median_rate(window, || bench.sign());
+        let verify = median_rate(window, || bench.verify());
+        let floor = Floor { lib, sign, verify };
+        let name = lib.name();
+        rows.push(
+            Row::new("floor", format!("ECDSA P-256 sign, 400 B ({name})"))
+                .metric("rate", sign, "/s")
+                .metric("each", 1e6 / sign, "µs"),
+        );
+        rows.push(
+            Row::new("floor", format!("ECDSA P-256 verify, 400 B ({name})"))
+                .metric("rate", verify, "/s")
+                .metric("each", 1e6 / verify, "µs"),
+        );
+        rows.push(
+            Row::new(
+                "floor",
+                format!("floor ({name}) = 1/(1/sign + 1/verify), one core"),
+            )
             .metric("certs", floor.certs_per_core(), "/s")
             .metric("each", 1e6 / floor.certs_per_core(), "µs"),
-    ]
-}
-
-/// The floor measured once more, in one short window per operation: sections that compare
-/// against the floor take it next to their own measurements, because this VM's speed
-/// drifts by 10–20 % within minutes.
-pub fn measure(window: Duration) -> Floor {
-    let mut bench = Bench::new();
-    let sign = rate(window, &mut || bench.sign());
-    let verify = rate(window, &mut || bench.verify());
-    Floor { sign, verify }
-}
-
-/// A P-256 key, a TBS-sized message and its signature.
-struct Bench {
-    rng: SystemRandom,
-    key: EcdsaKeyPair,
-    msg: Vec<u8>,
-    sig: Vec<u8>,
-    public: UnparsedPublicKey<Vec<u8>>,
-}
-
-impl Bench {
-    fn new() -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("key");
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-            .expect("key");
-        let msg: Vec<u8> = (0..TBS_BYTES).map(|i| i as u8).collect();
-        let sig = key.sign(&rng, &msg).expect("sign").as_ref().to_vec();
-        let public =
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref().to_vec());
-        Bench {
-            rng,
-            key,
-            msg,
-            sig,
-            public,
-        }
-    }
-
-    fn sign(&mut self) {
-        black_box(
-            self.key
-                .sign(&self.rng, black_box(&self.msg))
-                .expect("sign"),
         );
+        floors.push(floor);
     }
+    let (ring, aws) = (floors[0].certs_per_core(), floors[1].certs_per_core());
+    rows.push(
+        Row::new("floor", "aws-lc-rs floor / ring floor")
+            .metric("ratio", aws / ring, "x")
+            .note("certmint uses aws-lc-rs; ratios elsewhere use the faster floor"),
+    );
+    rows
+}
 
-    fn verify(&mut self) {
-        self.public
-            .verify(black_box(&self.msg), black_box(&self.sig))
-            .expect("verify");
-    }
+/// The floor measured once more, in one short window per operation and library: sections
+/// that compare against the floor take it next to their own measurements, because this VM's
+/// speed drifts by 10–20 % within minutes. Returns the faster library's floor.
+pub fn measure(window: Duration) -> Floor {
+    Lib::ALL
+        .into_iter()
+        .map(|lib| {
+            let mut bench: Box<dyn Signer> = signers::new(lib);
+            let sign = rate(window, &mut || bench.sign());
+            let verify = rate(window, &mut || bench.verify());
+            Floor { lib, sign, verify }
+        })
+        .max_by(|a, b| a.certs_per_core().total_cmp(&b.certs_per_core()))
+        .expect("two libraries")
 }
 
 /// The median of three timing windows of `f`, in calls per second (after a warm-up).

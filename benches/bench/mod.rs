@@ -11,6 +11,7 @@ mod pipeline;
 pub mod profile;
 pub mod report;
 mod server;
+mod signers;
 mod startup;
 
 use std::path::{Path, PathBuf};

@@ -103,14 +103,14 @@ fn to_system_time(secs: i64) -> SystemTime {
     }
 }
 
-/// SHA-256 of `bytes`, with ring's assembly implementation.
+/// SHA-256 of `bytes`, with aws-lc's assembly implementation.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     sha256_parts(&[bytes])
 }
 
 /// SHA-256 over the concatenation of `parts`.
 pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     for p in parts {
         ctx.update(p);
     }

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, SystemTime};
 
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
     SerialNumber,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::keys::key_pair_from_pem;
 

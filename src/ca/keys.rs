@@ -1,6 +1,6 @@
 //! Private keys from PEM in the formats admins actually have: PKCS#8, SEC1 and PKCS#1.
 //!
-//! rcgen with ring signs only with PKCS#8 keys, so SEC1 (`EC PRIVATE KEY`, what openssl,
+//! rcgen signs only with PKCS#8 keys, so SEC1 (`EC PRIVATE KEY`, what openssl,
 //! step and cert-manager write) and PKCS#1 (`RSA PRIVATE KEY`) are wrapped into PKCS#8.
 
 use pkcs8::der::Encode;

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
     SanType, SerialNumber,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateDer;
 
 /// X.509's upper bound for a CommonName.
@@ -58,7 +58,7 @@ pub enum SignError {
     /// The issuer chain ends before the leaf would start.
     #[error("issuer chain has expired")]
     ChainExpired,
-    /// rcgen or ring failed to produce the certificate.
+    /// rcgen or aws-lc-rs failed to produce the certificate.
     #[error("signing failed: {0}")]
     Sign(String),
     /// The system random number generator failed.

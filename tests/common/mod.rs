@@ -22,7 +22,7 @@ pub const AUDIENCE: &str = "identity.l5d.io";
 pub const TOKEN_ISSUER: &str = "test-issuer";
 
 pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// `SA.NS.serviceaccount.identity.linkerd.cluster.local`

@@ -28,7 +28,7 @@ fn ca_params(name: &str, not_before: SystemTime, not_after: SystemTime) -> Certi
 
 fn rand_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut b).unwrap();
     b[0] &= 0x7f;
     b[0] |= 1;
     b

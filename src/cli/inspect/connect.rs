@@ -86,7 +86,7 @@ fn split_host_port(target: &str) -> anyhow::Result<(&str, u16)> {
 }
 
 fn client_config() -> anyhow::Result<Arc<ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = Arc::new(AcceptAnyChain {
         algs: provider.signature_verification_algorithms,
     });

@@ -86,7 +86,7 @@ impl Handle {
 impl FakeKube {
     /// Starts the server on `127.0.0.1:0` on the current tokio runtime.
     pub async fn start() -> FakeKube {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let tls = tls::generate();
         let tcp = TcpListener::bind("127.0.0.1:0")
             .await

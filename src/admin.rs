@@ -37,6 +37,8 @@ async fn ready(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
+    // The admin server runs on the serving runtime, so this counts the server's tasks.
+    s.metrics.sample_runtime();
     (
         [(
             header::CONTENT_TYPE,

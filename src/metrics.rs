@@ -68,6 +68,8 @@ pub struct Metrics {
     pub token_reviews_in_flight: Gauge,
     pub token_reviews_rejected: Counter,
     pub ready: Gauge,
+    /// Tokio tasks alive in the serving runtime, refreshed at each scrape.
+    pub runtime_alive_tasks: Gauge,
     registry: Registry,
 }
 
@@ -160,6 +162,11 @@ impl Metrics {
             "1 when a valid issuer and anchors are loaded and serving",
             m.ready.clone(),
         );
+        r.register(
+            "runtime_alive_tasks",
+            "Tokio tasks alive in the server runtime (sampled at each scrape)",
+            m.runtime_alive_tasks.clone(),
+        );
         m.registry = r;
         m.precreate();
         m
@@ -185,6 +192,7 @@ impl Metrics {
             token_reviews_in_flight: Gauge::default(),
             token_reviews_rejected: Counter::default(),
             ready: Gauge::default(),
+            runtime_alive_tasks: Gauge::default(),
             registry: Registry::default(),
         }
     }
@@ -228,6 +236,15 @@ impl Metrics {
         }
     }
 
+    /// Sets `runtime_alive_tasks` from the tokio runtime this is called on (none: unchanged).
+    pub fn sample_runtime(&self) {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let alive = rt.metrics().num_alive_tasks();
+            self.runtime_alive_tasks
+                .set(i64::try_from(alive).unwrap_or(i64::MAX));
+        }
+    }
+
     pub fn set_time(gauge: &Gauge, t: SystemTime) {
         gauge.set(unix_seconds(t));
     }
@@ -244,5 +261,40 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive_tasks(m: &Metrics) -> i64 {
+        m.sample_runtime();
+        let text = m.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("certmint_runtime_alive_tasks "))
+            .expect("alive-task gauge exposed");
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn alive_tasks_counts_the_runtime_tasks_at_scrape() {
+        let m = Metrics::new();
+        let before = alive_tasks(&m);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let mut rx = rx.clone();
+                tokio::spawn(async move {
+                    let _ = rx.wait_for(|done| *done).await;
+                })
+            })
+            .collect();
+        assert_eq!(alive_tasks(&m), before + 3);
+        tx.send_replace(true);
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
 }

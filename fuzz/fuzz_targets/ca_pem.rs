@@ -1,0 +1,30 @@
+//! Issuer and anchor files as a mounted Secret/ConfigMap delivers them: one PEM blob is
+//! read as a private key (PKCS#8, SEC1, PKCS#1), as a certificate chain, as a trust-anchor
+//! bundle and, when that succeeds, as issuer material validated against it.
+
+#![no_main]
+
+use std::time::SystemTime;
+
+use certmint::ca::cert::parse_pem_chain;
+use certmint::ca::keys::key_pair_from_pem;
+use certmint::ca::{Issuer, IssuerMaterial, TrustAnchors};
+use certmint_fuzz::probe_names;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let now = SystemTime::now();
+    let _ = key_pair_from_pem(data);
+    let _ = parse_pem_chain(data);
+    let Ok(anchors) = TrustAnchors::from_pem(data, now) else {
+        return;
+    };
+    assert!(!anchors.valid_at(now).is_empty());
+    let material = IssuerMaterial {
+        cert_pem: data.to_vec(),
+        key_pem: data.to_vec(),
+    };
+    if let Ok(issuer) = Issuer::load(&material, &anchors, &probe_names(), now) {
+        assert!(issuer.is_valid_at(now));
+    }
+});

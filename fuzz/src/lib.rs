@@ -1,0 +1,76 @@
+//! Fixtures shared by the fuzz targets: a CA made once per process, the identity every
+//! seed asks for, and where the seed generator leaves the JWT verification keys.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use certmint::ca::create::{KeyType, generate_key, new_issuer, new_root};
+use certmint::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
+use certmint::identity::{Naming, ServiceAccount};
+
+/// The trust domain and control namespace of every seed (certmint's defaults).
+pub const TRUST_DOMAIN: &str = "cluster.local";
+pub const CONTROL_NS: &str = "linkerd";
+/// The issuer and audience the seed tokens carry and the token target accepts.
+pub const JWT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+pub const JWT_AUDIENCE: &str = "certmint";
+
+pub fn naming() -> Naming {
+    Naming::new(CONTROL_NS, TRUST_DOMAIN).expect("default naming")
+}
+
+/// The probe names an issuer must be able to sign for (what certmint itself uses).
+pub fn probe_names() -> LeafNames {
+    let n = naming();
+    let sa = ServiceAccount::new("probe", "probe").expect("probe service account");
+    LeafNames {
+        dns: n.linkerd_name(&sa),
+        uri: Some(n.spiffe_id(&sa)),
+    }
+}
+
+/// The PEM file of JWT public keys the seed generator writes (`fuzz/corpus/_keys`).
+pub fn jwt_keys_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus/_keys/jwt-public.pem")
+}
+
+/// A store holding a freshly generated root and P-256 issuer, made once per process.
+pub fn ca_store() -> &'static CaStore {
+    static STORE: OnceLock<CaStore> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let now = SystemTime::now();
+        let year = Duration::from_secs(365 * 86400);
+        let root_key = generate_key(KeyType::P256).expect("root key");
+        let root = new_root(
+            "fuzz root",
+            10 * year,
+            root_key,
+            now - Duration::from_secs(60),
+        )
+        .expect("root");
+        let issuer_key = generate_key(KeyType::P256).expect("issuer key");
+        let issuer = new_issuer(
+            &root.cert_pem,
+            &root.key_pem,
+            "fuzz issuer",
+            year,
+            0,
+            issuer_key,
+            now - Duration::from_secs(60),
+        )
+        .expect("issuer");
+        let anchors = TrustAnchors::from_pem(root.cert_pem.as_bytes(), now).expect("anchors");
+        let material = IssuerMaterial {
+            cert_pem: issuer.cert_pem.into_bytes(),
+            key_pem: issuer.key_pem.into_bytes(),
+        };
+        let issuer = Issuer::load(&material, &anchors, &probe_names(), now).expect("issuer");
+        let store = CaStore::new();
+        store.store(CaState {
+            issuer: issuer.into(),
+            anchors: anchors.into(),
+        });
+        store
+    })
+}

@@ -64,6 +64,7 @@ pub(crate) struct Settings {
     pub bookmark_interval: Duration,
     pub token_leeway: Duration,
     pub watch_failures: Vec<WatchFailure>,
+    pub outage: super::outage::Outage,
 }
 
 impl Default for Settings {
@@ -78,6 +79,7 @@ impl Default for Settings {
             // go-jose's default leeway, which kube-apiserver uses for exp/nbf/iat.
             token_leeway: Duration::from_secs(60),
             watch_failures: Vec::new(),
+            outage: super::outage::Outage::None,
         }
     }
 }

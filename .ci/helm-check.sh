@@ -254,12 +254,20 @@ if config:
     missing = [k for k, v in want.items() if v]
     if missing:
         err(f"Role grants no access to {missing}")
+    local = config["authn"]["mode"] == "kubernetes" and \
+        config["authn"]["kubernetes"].get("local_verification", "fallback") != "off"
     for cr in by_kind.get("ClusterRole", []):
-        got = {(g, r, v) for rule in cr["rules"] for g in rule["apiGroups"]
-               for r in rule["resources"] for v in rule["verbs"]}
+        got = {(g, r, v) for rule in cr["rules"] for g in rule.get("apiGroups", [])
+               for r in rule.get("resources", []) for v in rule["verbs"]}
         if got != {("authentication.k8s.io", "tokenreviews", "create"),
                    ("authorization.k8s.io", "selfsubjectaccessreviews", "create")}:
             err(f"ClusterRole grants more than TokenReview/SelfSubjectAccessReview create: {sorted(got)}")
+        urls = {(u, v) for rule in cr["rules"] for u in rule.get("nonResourceURLs", [])
+                for v in rule["verbs"]}
+        want_urls = {("/.well-known/openid-configuration", "get"), ("/openid/v1/jwks", "get")}
+        if urls != (want_urls if local else set()):
+            err(f"ClusterRole nonResourceURLs must be exactly get on the two discovery URLs "
+                f"when local verification is on, none otherwise: {sorted(urls)}")
 
 summary = {"objects": len(docs), "builtin": len(builtin), "custom": [name(d) for d in custom],
            "promql": len(exprs), "kinds": sorted({d["kind"] for d in docs})}
@@ -385,6 +393,8 @@ main() {
   run_scenario cert-manager linkerd -f "$CHART/ci/cert-manager-values.yaml"
   run_scenario monitoring certmint -f "$CHART/ci/monitoring-values.yaml"
   run_scenario issuer-from-values linkerd -f "$WORK/issuer-from-values.yaml" "${GEN_ARGS[@]}"
+  run_scenario local-verification-off certmint -f "$CHART/ci/default-values.yaml" \
+    --set authn.kubernetes.localVerification=off
 
   printf '\n--- negative cases ---\n'
   must_fail "typo in a values key (issuer.extrnal)" --set issuer.extrnal=true
@@ -396,6 +406,7 @@ main() {
   must_fail "malformed duration" --set issuance.lifetime=1day
   must_fail "grace period not above shutdown_grace" --set terminationGracePeriodSeconds=25
   must_fail "authn.mode outside kubernetes|jwt" --set authn.mode=oidc
+  must_fail "authn.kubernetes.localVerification outside off|fallback|first" --set authn.kubernetes.localVerification=always
   SUMMARY+=("negative cases: $NEGATIVE invalid value sets checked")
 
   printf '\n=== helm chart check summary (%ss) ===\n' "$(($(date +%s) - START))"

@@ -13,12 +13,16 @@ use tokio::task::JoinHandle;
 use crate::authn::Authenticator;
 use crate::authn::cache::CachedAuthenticator;
 use crate::authn::jwt::JwtAuthenticator;
+use crate::authn::keyset::KeySet;
+use crate::authn::kubernetes::{FallbackSummary, KubernetesAuthenticator};
 use crate::authn::limit::Backpressure;
+use crate::authn::local::LocalVerifier;
+use crate::authn::projected::Policy;
 use crate::authn::tokenreview::TokenReviewer;
 use crate::ca::{CaStore, LeafNames, LeafPolicy};
 use crate::certify::Certifier;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AuthnMode, Config, SourceKind};
+use crate::config::{AuthnMode, Config, LocalVerification, SourceKind};
 use crate::grpc::IdentityService;
 use crate::identity::Naming;
 use crate::metrics::Metrics;
@@ -86,7 +90,8 @@ impl Server {
             &mut tasks,
         );
 
-        let authn = build_authenticator(&config, kube.as_ref(), &metrics)?;
+        let authn =
+            build_authenticator(&config, kube.as_ref(), &metrics, &shutdown_rx, &mut tasks)?;
         let policy = LeafPolicy {
             lifetime: config.issuance.lifetime,
             clock_skew: config.issuance.clock_skew,
@@ -233,12 +238,27 @@ fn start_sources(
     }
 }
 
+/// How often the local-fallback summary line is written (when there is something to say).
+const FALLBACK_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+
 fn build_authenticator(
     config: &Config,
     kube: Option<&kube::Client>,
     metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<Arc<dyn Authenticator>> {
     let a = &config.authn;
+    let k = &a.kubernetes;
+    let cached = |inner: Arc<dyn Authenticator>| -> Arc<dyn Authenticator> {
+        Arc::new(CachedAuthenticator::new(
+            inner,
+            &a.audiences,
+            k.cache_ttl,
+            k.cache_size,
+            metrics.clone(),
+        ))
+    };
     match (a.mode, kube) {
         (AuthnMode::Jwt, _) => {
             let jwt = JwtAuthenticator::from_files(
@@ -246,10 +266,9 @@ fn build_authenticator(
                 a.jwt.issuers.clone(),
                 a.audiences.clone(),
             )?;
-            Ok(Arc::new(jwt))
+            Ok(cached(Arc::new(jwt)))
         }
         (AuthnMode::Kubernetes, Some(client)) => {
-            let k = &a.kubernetes;
             let limit =
                 Backpressure::new(k.max_in_flight, k.qps, k.burst, k.timeout, metrics.clone());
             let reviewer = TokenReviewer::new(
@@ -260,13 +279,40 @@ fn build_authenticator(
                 limit,
                 metrics.clone(),
             );
-            Ok(Arc::new(CachedAuthenticator::new(
-                Arc::new(reviewer),
-                &a.audiences,
-                k.cache_ttl,
-                k.cache_size,
+            let local = (k.local_verification != LocalVerification::Off).then(|| {
+                let keys = Arc::new(KeySet::new(
+                    client.clone(),
+                    k.issuer.clone(),
+                    k.timeout,
+                    metrics.clone(),
+                ));
+                let run = keys.clone().run(k.key_refresh_interval, shutdown.clone());
+                tasks.push(tokio::spawn(run));
+                let policy = Policy {
+                    audiences: a.audiences.clone(),
+                    skew: k.token_clock_skew,
+                    max_lifetime: k.max_token_lifetime,
+                };
+                LocalVerifier::new(keys, policy, metrics.clone())
+            });
+            let summary = Arc::new(FallbackSummary::default());
+            tasks.push(tokio::spawn(
+                summary
+                    .clone()
+                    .run(FALLBACK_SUMMARY_INTERVAL, shutdown.clone()),
+            ));
+            tracing::info!(
+                local_verification = k.local_verification.as_str(),
+                "Kubernetes token authentication"
+            );
+            let authn = KubernetesAuthenticator::new(
+                k.local_verification,
+                local,
+                reviewer,
+                summary,
                 metrics.clone(),
-            )))
+            );
+            Ok(cached(Arc::new(authn)))
         }
         (AuthnMode::Kubernetes, None) => {
             anyhow::bail!("authn.mode kubernetes needs a Kubernetes client")

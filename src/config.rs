@@ -58,6 +58,30 @@ pub enum AuthnMode {
     Jwt,
 }
 
+/// How local verification of projected tokens combines with TokenReview (issue 11).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalVerification {
+    /// TokenReview only.
+    Off,
+    /// Local failures are refused; the review answers; local acceptance only when no
+    /// review answer can be had.
+    #[default]
+    Fallback,
+    /// Tokens judged locally are not reviewed; the others are.
+    First,
+}
+
+impl LocalVerification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalVerification::Off => "off",
+            LocalVerification::Fallback => "fallback",
+            LocalVerification::First => "first",
+        }
+    }
+}
+
 /// The whole configuration of `certmint serve`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -136,6 +160,18 @@ pub struct KubeAuthnConfig {
     pub burst: u32,
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    pub local_verification: LocalVerification,
+    /// The accepted token issuer; by default the one the API server's discovery names.
+    pub issuer: Option<String>,
+    /// Tokens whose `exp − iat` is longer are never judged locally.
+    #[serde(deserialize_with = "duration")]
+    pub max_token_lifetime: Duration,
+    /// Clock difference allowed for `exp`, `nbf` and `iat` in local verification.
+    #[serde(deserialize_with = "duration")]
+    pub token_clock_skew: Duration,
+    /// How often the service-account key set is re-read (also on an unknown `kid`).
+    #[serde(deserialize_with = "duration")]
+    pub key_refresh_interval: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -236,6 +272,11 @@ impl Default for KubeAuthnConfig {
             qps: 100,
             burst: 200,
             timeout: Duration::from_secs(5),
+            local_verification: LocalVerification::Fallback,
+            issuer: None,
+            max_token_lifetime: Duration::from_secs(48 * 3600),
+            token_clock_skew: Duration::from_secs(60),
+            key_refresh_interval: Duration::from_secs(60),
         }
     }
 }
@@ -384,6 +425,30 @@ impl Config {
         }
         if k.timeout.is_zero() {
             return Err(invalid("authn.kubernetes.timeout", "must be positive"));
+        }
+        if k.max_token_lifetime < Duration::from_secs(600) {
+            return Err(invalid(
+                "authn.kubernetes.max_token_lifetime",
+                "must be at least 10m (kubelet's shortest projected token)",
+            ));
+        }
+        if k.token_clock_skew > Duration::from_secs(600) {
+            return Err(invalid(
+                "authn.kubernetes.token_clock_skew",
+                "must be at most 10m",
+            ));
+        }
+        if k.key_refresh_interval < Duration::from_secs(1) {
+            return Err(invalid(
+                "authn.kubernetes.key_refresh_interval",
+                "must be at least 1s",
+            ));
+        }
+        if k.issuer.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid(
+                "authn.kubernetes.issuer",
+                "must not be empty when set",
+            ));
         }
         Ok(())
     }

@@ -43,6 +43,17 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
+/// Which path answered a token authentication (issue 11).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    pub path: &'static str,
+}
+
+/// Paths that can answer a Kubernetes token authentication.
+pub const AUTHN_PATHS: &[&str] = &["review", "local", "local_fallback", "local_refused"];
+/// Why a locally verified token was accepted without a review.
+pub const FALLBACK_REASONS: &[&str] = &["budget", "timeout", "server_error", "unreachable"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FingerprintLabel {
     pub fingerprint: String,
@@ -67,6 +78,11 @@ pub struct Metrics {
     pub token_review_cache: Family<ResultLabel, Counter>,
     pub token_reviews_in_flight: Gauge,
     pub token_reviews_rejected: Counter,
+    pub token_local_verifications: Family<ResultLabel, Counter>,
+    pub token_local_fallbacks: Family<ResultLabel, Counter>,
+    pub token_authn_answers: Family<PathLabel, Counter>,
+    pub jwks_fetches: Family<ResultLabel, Counter>,
+    pub jwks_keys: Gauge,
     pub ready: Gauge,
     /// Tokio tasks alive in the serving runtime, refreshed at each scrape.
     pub runtime_alive_tasks: Gauge,
@@ -158,6 +174,31 @@ impl Metrics {
             m.token_reviews_rejected.clone(),
         );
         r.register(
+            "token_local_verifications",
+            "Local verifications of projected tokens by verdict (valid, invalid, not_judged)",
+            m.token_local_verifications.clone(),
+        );
+        r.register(
+            "token_local_fallbacks",
+            "Tokens accepted on local verification because no TokenReview answer could be had, by reason",
+            m.token_local_fallbacks.clone(),
+        );
+        r.register(
+            "token_authentications",
+            "Kubernetes token authentications (cache misses) by the path that answered",
+            m.token_authn_answers.clone(),
+        );
+        r.register(
+            "service_account_key_set_fetches",
+            "Fetches of the API server's service-account key set by result",
+            m.jwks_fetches.clone(),
+        );
+        r.register(
+            "service_account_keys",
+            "Keys in the service-account key set last fetched",
+            m.jwks_keys.clone(),
+        );
+        r.register(
             "ready",
             "1 when a valid issuer and anchors are loaded and serving",
             m.ready.clone(),
@@ -191,6 +232,11 @@ impl Metrics {
             token_review_cache: Family::default(),
             token_reviews_in_flight: Gauge::default(),
             token_reviews_rejected: Counter::default(),
+            token_local_verifications: Family::default(),
+            token_local_fallbacks: Family::default(),
+            token_authn_answers: Family::default(),
+            jwks_fetches: Family::default(),
+            jwks_keys: Gauge::default(),
             ready: Gauge::default(),
             runtime_alive_tasks: Gauge::default(),
             registry: Registry::default(),
@@ -216,6 +262,22 @@ impl Metrics {
         }
         for result in REVIEW_RESULTS {
             let _ = self.token_reviews.get_or_create(&ResultLabel { result });
+        }
+        for result in ["valid", "invalid", "not_judged"] {
+            let _ = self
+                .token_local_verifications
+                .get_or_create(&ResultLabel { result });
+        }
+        for result in FALLBACK_REASONS {
+            let _ = self
+                .token_local_fallbacks
+                .get_or_create(&ResultLabel { result });
+        }
+        for path in AUTHN_PATHS {
+            let _ = self.token_authn_answers.get_or_create(&PathLabel { path });
+        }
+        for result in ["ok", "error"] {
+            let _ = self.jwks_fetches.get_or_create(&ResultLabel { result });
         }
         for result in ["hit", "miss"] {
             let _ = self

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use certmint::app::Server;
-use certmint::config::{AuthnMode, Config, SourceKind};
+use certmint::config::{AuthnMode, Config, LocalVerification, SourceKind};
 use common::pki::Ca;
 use common::*;
 use fake_kube::{FakeKube, Fault, RequestKind};
@@ -61,6 +61,9 @@ fn kube_config(kube: &FakeKube, dir: &std::path::Path) -> Config {
     c.tls.enabled = false;
     c.authn.mode = AuthnMode::Kubernetes;
     c.authn.kubernetes.timeout = Duration::from_secs(1);
+    // These tests are about the TokenReview path itself; local verification has its own
+    // file (tests/local_verification.rs).
+    c.authn.kubernetes.local_verification = LocalVerification::Off;
     c.issuer.source = SourceKind::Kubernetes;
     c.issuer.namespace = NS.into();
     c.issuer.secret = SECRET.into();

@@ -5,7 +5,7 @@ usage: cargo bench --bench certmint -- [OPTIONS]
 
   --json             print machine-readable results instead of the table
   --quick            a short smoke run (small counts, herd 500, 20 000 issuances)
-  --herd N           distinct tokens in the herd (default 5000)
+  --herd N           distinct tokens in the herd (default 10000)
   --issuances N      Certify calls made against the release binary for the RSS run
                      (default 1000000)
   --only S[,S...]    run only these sections: floor, pipeline, e2e, herd, startup
@@ -105,7 +105,7 @@ impl Options {
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
-        o.herd = herd.unwrap_or(if o.quick { 500 } else { 5000 });
+        o.herd = herd.unwrap_or(if o.quick { 500 } else { 10_000 });
         o.issuances = issuances.unwrap_or(if o.quick { 20_000 } else { 1_000_000 });
         Ok(o)
     }

@@ -70,6 +70,22 @@ impl Backpressure {
         })
     }
 
+    /// Takes a slot and a rate token only if both are free now (local fallback: a token
+    /// already verified locally never queues for the API server's budget).
+    pub fn try_acquire(&self) -> Result<Slot<'_>, AuthnError> {
+        let Ok(permit) = self.in_flight.try_acquire() else {
+            return Err(self.refuse("too many token reviews in flight"));
+        };
+        if self.rate.check().is_err() {
+            return Err(self.refuse("token review rate budget exhausted"));
+        }
+        self.metrics.token_reviews_in_flight.inc();
+        Ok(Slot {
+            _permit: permit,
+            metrics: &self.metrics,
+        })
+    }
+
     fn refuse(&self, why: &str) -> AuthnError {
         self.metrics.token_reviews_rejected.inc();
         AuthnError::Unavailable(why.to_owned())

@@ -1,8 +1,13 @@
 //! Authenticating workload tokens: the trait the Certify pipeline uses, and its backends.
 
 pub mod cache;
+pub mod jws;
 pub mod jwt;
+pub mod keyset;
+pub mod kubernetes;
 pub mod limit;
+pub mod local;
+pub mod projected;
 pub mod tokenreview;
 
 use std::fmt;

@@ -13,6 +13,57 @@ use super::{Authenticator, AuthnError, Token};
 use crate::identity::ServiceAccount;
 use crate::metrics::{Metrics, ResultLabel};
 
+/// Why no TokenReview answer could be had (the cases local fallback may cover).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// No in-flight slot or rate token (back-pressure).
+    Budget,
+    /// certmint's own deadline passed.
+    Timeout,
+    /// The API server answered 5xx or 429.
+    ServerError,
+    /// The connection failed (refused, reset, TLS).
+    Unreachable,
+}
+
+impl NoAnswer {
+    pub fn label(self) -> &'static str {
+        match self {
+            NoAnswer::Budget => "budget",
+            NoAnswer::Timeout => "timeout",
+            NoAnswer::ServerError => "server_error",
+            NoAnswer::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// How a review ended when it did not authenticate the token.
+#[derive(Debug)]
+pub enum ReviewError {
+    /// The API server answered: not authenticated (or not a usable service account).
+    Rejected(String),
+    /// No answer could be had.
+    NoAnswer(NoAnswer, String),
+    /// The API server answered with an error that is neither (e.g. 403): retryable.
+    Failed(String),
+}
+
+impl From<ReviewError> for AuthnError {
+    fn from(e: ReviewError) -> Self {
+        match e {
+            ReviewError::Rejected(m) => AuthnError::Unauthenticated(m),
+            ReviewError::NoAnswer(_, m) | ReviewError::Failed(m) => AuthnError::Unavailable(m),
+        }
+    }
+}
+
+/// Whether a review waits for the back-pressure budget or takes it only if free now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    UpToTimeout,
+    No,
+}
+
 /// Reviews tokens with the API server.
 pub struct TokenReviewer {
     api: Api<TokenReview>,
@@ -42,9 +93,10 @@ impl TokenReviewer {
         }
     }
 
-    async fn check(&self, token: &Token) -> Result<ServiceAccount, AuthnError> {
+    /// Reviews `token`; the answer, or why there is none.
+    pub async fn check(&self, token: &Token, wait: Wait) -> Result<ServiceAccount, ReviewError> {
         let mut sent = self.audiences.as_slice();
-        let mut status = self.review(token, sent).await?;
+        let mut status = self.review(token, sent, wait).await?;
         let audience_error = status
             .error
             .as_deref()
@@ -52,19 +104,17 @@ impl TokenReviewer {
         if !authenticated(&status) && audience_error && self.legacy_fallback && !sent.is_empty() {
             // Legacy (non-projected) tokens carry no audience: ask once more without one.
             sent = &[];
-            status = self.review(token, sent).await?;
+            status = self.review(token, sent, wait).await?;
         }
         if !authenticated(&status) {
-            return Err(AuthnError::Unauthenticated(
+            return Err(ReviewError::Rejected(
                 "token not authenticated by the API server".into(),
             ));
         }
         if !sent.is_empty() {
             let granted = status.audiences.as_deref().unwrap_or_default();
             if !granted.iter().any(|a| sent.contains(a)) {
-                return Err(AuthnError::Unauthenticated(
-                    "token audiences do not match".into(),
-                ));
+                return Err(ReviewError::Rejected("token audiences do not match".into()));
             }
         }
         let username = status
@@ -72,9 +122,8 @@ impl TokenReviewer {
             .as_ref()
             .and_then(|u| u.username.as_deref())
             .unwrap_or_default();
-        ServiceAccount::from_username(username).map_err(|_| {
-            AuthnError::Unauthenticated("token does not belong to a service account".into())
-        })
+        ServiceAccount::from_username(username)
+            .map_err(|_| ReviewError::Rejected("token does not belong to a service account".into()))
     }
 
     /// One TokenReview, within the back-pressure budget and certmint's own deadline
@@ -83,8 +132,13 @@ impl TokenReviewer {
         &self,
         token: &Token,
         audiences: &[String],
-    ) -> Result<TokenReviewStatus, AuthnError> {
-        let _slot = self.limit.acquire().await?;
+        wait: Wait,
+    ) -> Result<TokenReviewStatus, ReviewError> {
+        let slot = match wait {
+            Wait::UpToTimeout => self.limit.acquire().await,
+            Wait::No => self.limit.try_acquire(),
+        };
+        let _slot = slot.map_err(|e| ReviewError::NoAnswer(NoAnswer::Budget, e.to_string()))?;
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.as_str().to_owned()),
@@ -103,14 +157,17 @@ impl TokenReviewer {
             .observe(start.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(Ok(r)) => Ok(r.status.unwrap_or_default()),
-            Ok(Err(e)) => Err(AuthnError::Unavailable(format!(
-                "TokenReview failed: {}",
-                api_error(&e)
-            ))),
-            Err(_) => Err(AuthnError::Unavailable(format!(
-                "TokenReview timed out after {:?}",
-                self.timeout
-            ))),
+            Ok(Err(e)) => {
+                let message = format!("TokenReview failed: {}", api_error(&e));
+                Err(match no_answer(&e) {
+                    Some(why) => ReviewError::NoAnswer(why, message),
+                    None => ReviewError::Failed(message),
+                })
+            }
+            Err(_) => Err(ReviewError::NoAnswer(
+                NoAnswer::Timeout,
+                format!("TokenReview timed out after {:?}", self.timeout),
+            )),
         };
         let label = match &outcome {
             Ok(s) if authenticated(s) => "authenticated",
@@ -130,12 +187,21 @@ impl Authenticator for TokenReviewer {
         &'a self,
         token: &'a Token,
     ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
-        Box::pin(self.check(token))
+        Box::pin(async move { Ok(self.check(token, Wait::UpToTimeout).await?) })
     }
 }
 
 fn authenticated(s: &TokenReviewStatus) -> bool {
     s.authenticated == Some(true)
+}
+
+/// The kube errors that mean "no answer": 5xx, 429, and connection failures.
+fn no_answer(e: &kube::Error) -> Option<NoAnswer> {
+    match e {
+        kube::Error::Api(s) if s.code >= 500 || s.code == 429 => Some(NoAnswer::ServerError),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Some(NoAnswer::Unreachable),
+        _ => None,
+    }
 }
 
 /// A short description of a kube error without request details (which hold the token).

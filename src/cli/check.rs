@@ -72,7 +72,12 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         leaf_lifetime: args.lifetime,
         probe: crate::app::probe_names(&naming),
     };
-    let report = evaluate(&inputs, &settings);
+    let mut report = evaluate(&inputs, &settings);
+    if args.kubernetes {
+        report
+            .findings
+            .push(kube::token_authn_finding(&args.kube).await);
+    }
     match args.output {
         OutputFormat::Table => print!("{}", render::table(&report)),
         OutputFormat::Json => print!("{}", render::json(&report)?),

@@ -38,6 +38,13 @@ authn:
     qps: {{ int .Values.authn.kubernetes.qps }}
     burst: {{ int .Values.authn.kubernetes.burst }}
     timeout: {{ .Values.authn.kubernetes.timeout | quote }}
+    local_verification: {{ .Values.authn.kubernetes.localVerification | quote }}
+    {{- with .Values.authn.kubernetes.issuer }}
+    issuer: {{ . | quote }}
+    {{- end }}
+    max_token_lifetime: {{ .Values.authn.kubernetes.maxTokenLifetime | quote }}
+    token_clock_skew: {{ .Values.authn.kubernetes.tokenClockSkew | quote }}
+    key_refresh_interval: {{ .Values.authn.kubernetes.keyRefreshInterval | quote }}
 tls:
   enabled: {{ .Values.tls.enabled }}
   server_name: {{ include "certmint.serverName" . | quote }}

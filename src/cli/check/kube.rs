@@ -11,8 +11,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
-use super::Inputs;
+use super::{Finding, Inputs, Severity};
+use crate::authn::keyset::KeySet;
 use crate::ca::IssuerMaterial;
+use crate::config::LocalVerification;
 
 /// The file-mode arguments; the Kubernetes ones make no sense with them.
 const FILE_ARGS: [&str; 2] = ["trust_anchors", "issuer_dir"];
@@ -40,6 +42,53 @@ pub struct KubeArgs {
     /// kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster).
     #[arg(long, conflicts_with_all = FILE_ARGS)]
     kubeconfig: Option<PathBuf>,
+    /// serve's authn.kubernetes.local_verification, to report what it will rely on.
+    #[arg(long, value_enum, default_value = "fallback", conflicts_with_all = FILE_ARGS)]
+    local_verification: LocalVerification,
+}
+
+/// What token authentication will rely on: the mode and whether the API server's
+/// service-account key set can be read with these credentials.
+pub async fn token_authn_finding(args: &KubeArgs) -> Finding {
+    let mode = args.local_verification;
+    let object = "token authentication".to_owned();
+    let finding = |message: String| Finding {
+        severity: Severity::Ok,
+        object: object.clone(),
+        message,
+    };
+    if mode == LocalVerification::Off {
+        return finding("local verification off: every new token costs a TokenReview".into());
+    }
+    let keys = match crate::kubeclient::client(args.kubeconfig.as_deref()).await {
+        Ok(client) => {
+            let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+            let set = KeySet::new(client, None, API_TIMEOUT, metrics);
+            set.refresh().await.map(|()| set.current())
+        }
+        Err(e) => {
+            return finding(format!(
+                "local verification {}: no client: {e}",
+                mode.as_str()
+            ));
+        }
+    };
+    finding(match &keys {
+        Ok(Some(k)) => format!(
+            "local verification {}: service-account key set readable ({} RS256/ES256 keys, issuer {})",
+            mode.as_str(),
+            k.keys.len(),
+            k.issuer
+        ),
+        Ok(None) | Err(_) => format!(
+            "local verification {}: service-account key set NOT readable ({}); every token will need a TokenReview; grant get on nonResourceURLs /.well-known/openid-configuration and /openid/v1/jwks",
+            mode.as_str(),
+            keys.as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        ),
+    })
 }
 
 /// Reads both objects.

@@ -5,9 +5,10 @@
 
 use std::{collections::BTreeMap, collections::HashSet, time::Duration};
 
-use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
+use jsonwebtoken::{Validation, errors::ErrorKind};
 
-use super::tokens::{Claims, ISSUER, LEGACY_ISSUER, SigningKey, unix_now};
+use super::signing::SigningKey;
+use super::tokens::{Claims, ISSUER, LEGACY_ISSUER, unix_now};
 
 /// A reviewed token's user, as TokenReview's `status.user` and `status.audiences`.
 #[derive(Debug)]
@@ -22,17 +23,29 @@ pub(crate) struct Authenticated {
 /// Reviews `token` for `requested` audiences (empty: the API server's own audience).
 /// `Err` is the `status.error` string.
 pub(crate) fn review(
-    key: &SigningKey,
+    keys: &[std::sync::Arc<SigningKey>],
     token: &str,
     requested: &[String],
     leeway: Duration,
+    revoked_pods: &HashSet<String>,
 ) -> Result<Authenticated, String> {
+    let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+    let key = keys
+        .iter()
+        .find(|k| kid.is_none() || Some(&k.kid) == kid.as_ref())
+        .ok_or_else(|| invalid("go-jose/go-jose: error in cryptographic primitive"))?;
     let claims = verify_signature(key, token).map_err(invalid)?;
     if claims.iss != ISSUER && claims.iss != LEGACY_ISSUER {
         return Err(invalid(format!("unknown token issuer {:?}", claims.iss)));
     }
     let audiences = check_audiences(&claims, requested).map_err(invalid)?;
     check_times(&claims, leeway.as_secs() as i64).map_err(invalid)?;
+    if let Some(k) = &claims.kubernetes
+        && let Some(pod) = &k.pod
+        && revoked_pods.contains(&format!("{}/{}", k.namespace, pod.name))
+    {
+        return Err(invalid(format!("pod {:?} not found", pod.name)));
+    }
     let (ns, name, uid) = identity(&claims).map_err(invalid)?;
     Ok(Authenticated {
         username: format!("system:serviceaccount:{ns}:{name}"),
@@ -52,7 +65,7 @@ fn invalid(reason: impl std::fmt::Display) -> String {
 }
 
 fn verify_signature(key: &SigningKey, token: &str) -> Result<Claims, String> {
-    let mut validation = Validation::new(Algorithm::ES256);
+    let mut validation = Validation::new(key.algorithm());
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;

@@ -25,10 +25,18 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(io: TlsStream<TcpStream>, mut shutdown: watch::Receiver<bool>) -> Conn {
+    /// The connection dies at shutdown, or when the outage switch starts refusing.
+    pub(crate) fn new(
+        io: TlsStream<TcpStream>,
+        mut shutdown: watch::Receiver<bool>,
+        mut refuse: watch::Receiver<bool>,
+    ) -> Conn {
         let closed = Box::pin(async move {
             // A dropped sender means the server handle is gone: also a shutdown.
-            let _ = shutdown.wait_for(|down| *down).await;
+            tokio::select! {
+                _ = shutdown.wait_for(|down| *down) => {}
+                _ = refuse.wait_for(|r| *r) => {}
+            }
         });
         Conn {
             io,

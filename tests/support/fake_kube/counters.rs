@@ -25,6 +25,10 @@ pub enum RequestKind {
     EventPatch,
     /// GET (single or list) of Events.
     EventRead,
+    /// GET of `/.well-known/openid-configuration`.
+    Discovery,
+    /// GET of `/openid/v1/jwks`.
+    Jwks,
     /// Rejected for a missing or wrong bearer token (counted instead of its own kind).
     Unauthorized,
     /// Anything else (unknown paths, unsupported methods, discovery).
@@ -41,6 +45,8 @@ impl RequestKind {
             .split('&')
             .any(|pair| pair == "watch=true" || pair == "watch=1");
         let resource = match segments.as_slice() {
+            [".well-known", "openid-configuration"] => return RequestKind::Discovery,
+            ["openid", "v1", "jwks"] => return RequestKind::Jwks,
             ["apis", "authentication.k8s.io", "v1", "tokenreviews"] if method == Method::POST => {
                 return RequestKind::TokenReview;
             }

@@ -66,6 +66,7 @@ pub(crate) struct Settings {
     pub watch_failures: Vec<WatchFailure>,
     /// Event writes (create or patch) still to answer with HTTP 500.
     pub event_failures: u32,
+    pub outage: super::outage::Outage,
 }
 
 impl Default for Settings {
@@ -81,6 +82,7 @@ impl Default for Settings {
             token_leeway: Duration::from_secs(60),
             watch_failures: Vec::new(),
             event_failures: 0,
+            outage: super::outage::Outage::None,
         }
     }
 }

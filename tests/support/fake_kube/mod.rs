@@ -12,11 +12,13 @@ mod counters;
 mod events;
 mod faults;
 mod kubeconfig;
+mod outage;
 mod resources;
 mod review;
 mod seed;
 mod selector;
 mod server;
+mod signing;
 mod status;
 mod store;
 mod tls;
@@ -37,11 +39,15 @@ pub use counters::RequestKind;
 #[allow(unused_imports)]
 pub use faults::Fault;
 #[allow(unused_imports)]
+pub use outage::Outage;
+#[allow(unused_imports)]
+pub use signing::KeyAlg;
+#[allow(unused_imports)]
 pub use tokens::{ISSUER, LEGACY_ISSUER, TokenSpec};
 
 use server::ServerState;
+use signing::{KeyRing, SigningKey};
 use store::{Kind, Store};
-use tokens::SigningKey;
 
 /// How many changes watches can resume from before they get 410 Gone.
 const HISTORY: usize = 1000;
@@ -60,6 +66,8 @@ struct Handle {
     ca_der: Vec<u8>,
     foreign_key: SigningKey,
     shutdown: channel::Sender<bool>,
+    /// True while connections are refused (the outage switch).
+    refuse: channel::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -96,17 +104,19 @@ impl FakeKube {
             tcp.local_addr().expect("address").port()
         );
         let (shutdown, shutdown_rx) = channel::channel(false);
+        let (refuse, refuse_rx) = channel::channel(false);
         let state = Arc::new(ServerState {
             admin_token: hex(&rand::random::<[u8; 24]>()),
             store: Store::new(HISTORY),
             events: Default::default(),
-            key: SigningKey::generate(),
+            keys: KeyRing::new(SigningKey::generate()),
+            revoked: Default::default(),
             faults: Default::default(),
             counters: Default::default(),
             shutdown: shutdown_rx.clone(),
             watch_drops: channel::channel(0).0,
         });
-        let (listener, acceptor) = tls::TlsListener::spawn(tcp, tls.config, shutdown_rx);
+        let (listener, acceptor) = tls::TlsListener::spawn(tcp, tls.config, shutdown_rx, refuse_rx);
         let app = server::router(state.clone());
         let serve = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -118,6 +128,7 @@ impl FakeKube {
             ca_der: tls.ca_der,
             foreign_key: SigningKey::generate(),
             shutdown,
+            refuse,
             tasks: Mutex::new(vec![acceptor, serve]),
         };
         FakeKube {

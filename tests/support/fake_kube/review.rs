@@ -38,7 +38,9 @@ pub(crate) async fn token_review(State(state): State<Arc<ServerState>>, body: By
         })
         .unwrap_or_default();
     let leeway = settings.token_leeway;
-    let status = match authn::review(&state.key, token, &requested, leeway) {
+    let keys = state.keys.all();
+    let revoked = state.revoked_pods();
+    let status = match authn::review(&keys, token, &requested, leeway, &revoked) {
         Ok(user) => authenticated(user),
         // `authenticated: false` is omitted, as Go's omitempty does.
         Err(error) => json!({ "user": {}, "error": error }),

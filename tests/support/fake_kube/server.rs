@@ -19,17 +19,21 @@ use super::{
     counters::{Counters, RequestKind},
     events::{self, CORE, EVENTS_V1, EventLog},
     faults::Faults,
+    outage::Outage,
     resources, review,
+    signing::KeyRing,
     status::{failure, json_response},
     store::Store,
-    tokens::{ISSUER, SigningKey},
+    tokens::ISSUER,
 };
 
 pub(crate) struct ServerState {
     pub admin_token: String,
     pub store: Store,
     pub events: EventLog,
-    pub key: SigningKey,
+    pub keys: KeyRing,
+    /// `namespace/pod` names whose tokens TokenReview refuses (the pod was deleted).
+    pub revoked: std::sync::Mutex<std::collections::HashSet<String>>,
     pub faults: Faults,
     pub counters: Counters,
     pub shutdown: watch::Receiver<bool>,
@@ -103,8 +107,22 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
+impl ServerState {
+    pub(crate) fn revoked_pods(&self) -> std::collections::HashSet<String> {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 async fn gate(State(state): St, request: Request, next: Next) -> Response {
     let settings = state.faults.get();
+    if settings.outage == Outage::ServerErrors {
+        let line = format!("{} {}", request.method(), request.uri());
+        state.counters.record(RequestKind::Other, line);
+        return failure(500, "InternalError", "fake API server outage");
+    }
     if !settings.latency.is_zero() {
         tokio::time::sleep(settings.latency).await;
     }
@@ -131,7 +149,7 @@ fn authorized(state: &ServerState, headers: &HeaderMap) -> bool {
 }
 
 async fn jwks(State(state): St) -> Response {
-    json_response(StatusCode::OK, &json!({ "keys": [state.key.jwk()] }))
+    json_response(StatusCode::OK, &state.keys.jwks())
 }
 
 async fn openid_configuration() -> Response {
@@ -140,7 +158,7 @@ async fn openid_configuration() -> Response {
         "jwks_uri": format!("{ISSUER}/openid/v1/jwks"),
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
     });
     json_response(StatusCode::OK, &body)
 }

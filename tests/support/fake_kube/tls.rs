@@ -88,20 +88,46 @@ impl TlsListener {
         tcp: TcpListener,
         config: Arc<ServerConfig>,
         shutdown: watch::Receiver<bool>,
+        mut refuse: watch::Receiver<bool>,
     ) -> (TlsListener, JoinHandle<()>) {
         let local = tcp.local_addr().expect("local address");
         let (tx, incoming) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
         let task = tokio::spawn(async move {
-            while let Ok((stream, peer)) = tcp.accept().await {
-                let (acceptor, tx, shutdown) = (acceptor.clone(), tx.clone(), shutdown.clone());
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    if let Ok(Ok(tls)) = handshake.await {
-                        let _ = tx.send((Conn::new(tls, shutdown), peer)).await;
-                    }
-                });
+            let mut tcp = Some(tcp);
+            loop {
+                let listener = match tcp.take() {
+                    Some(l) => l,
+                    // After an outage: listen on the same port again.
+                    None => match TcpListener::bind(local).await {
+                        Ok(l) => l,
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    },
+                };
+                loop {
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        _ = refuse.wait_for(|r| *r) => break,
+                    };
+                    let Ok((stream, peer)) = accepted else { return };
+                    let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                    let (shutdown, refuse) = (shutdown.clone(), refuse.clone());
+                    tokio::spawn(async move {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                        if let Ok(Ok(tls)) = handshake.await {
+                            let _ = tx.send((Conn::new(tls, shutdown, refuse), peer)).await;
+                        }
+                    });
+                }
+                // Refusing: close the socket until the outage ends.
+                drop(listener);
+                if refuse.wait_for(|r| !*r).await.is_err() {
+                    return;
+                }
             }
         });
         (TlsListener { incoming, local }, task)

@@ -1,11 +1,8 @@
-//! Service-account tokens: the fake's ES256 signing key and the JWTs it mints, with the
-//! claims kube-apiserver puts in projected and legacy (Secret-based) tokens.
+//! Service-account tokens: the JWTs the fake mints, with the claims kube-apiserver puts in
+//! projected and legacy (Secret-based) tokens.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -31,6 +28,10 @@ pub struct TokenSpec {
     pub pod: Option<String>,
     /// Signs with a key the fake does not trust (same claims, unknown `kid`).
     pub foreign_key: bool,
+    /// The `kid` the header names instead of the signing key's own.
+    pub kid: Option<String>,
+    /// Changes the claims after they are built (to make a token fail exactly one check).
+    pub edit: Option<fn(&mut Value)>,
 }
 
 impl TokenSpec {
@@ -43,46 +44,9 @@ impl TokenSpec {
             age: Duration::ZERO,
             pod: None,
             foreign_key: false,
+            kid: None,
+            edit: None,
         }
-    }
-}
-
-/// An ES256 key pair with its JWT `kid` (base64url SHA-256 of the SPKI, as kube-apiserver).
-pub(crate) struct SigningKey {
-    pub encoding: EncodingKey,
-    pub decoding: DecodingKey,
-    pub kid: String,
-    pub public_pem: String,
-    public_raw: Vec<u8>,
-}
-
-impl SigningKey {
-    pub(crate) fn generate() -> SigningKey {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("generate ES256 key");
-        SigningKey {
-            encoding: EncodingKey::from_ec_der(&key.serialize_der()),
-            decoding: DecodingKey::from_ec_der(key.public_key_raw()),
-            kid: URL_SAFE_NO_PAD.encode(Sha256::digest(key.subject_public_key_info())),
-            public_pem: key.public_key_pem(),
-            public_raw: key.public_key_raw().to_vec(),
-        }
-    }
-
-    pub(crate) fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = None;
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign JWT")
-    }
-
-    /// The public key as a JWK (what `/openid/v1/jwks` serves).
-    pub(crate) fn jwk(&self) -> Value {
-        // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
-        let (x, y) = self.public_raw[1..].split_at(32);
-        json!({
-            "use": "sig", "kty": "EC", "kid": self.kid, "crv": "P-256", "alg": "ES256",
-            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
-        })
     }
 }
 
@@ -231,27 +195,32 @@ impl FakeKube {
     }
 
     pub fn mint(&self, spec: &TokenSpec) -> String {
+        let current = self.state().keys.current();
         let key = if spec.foreign_key {
             &self.inner.foreign_key
         } else {
-            &self.state().key
+            &current
         };
-        key.sign(&projected_claims(spec))
+        let mut claims = projected_claims(spec);
+        if let Some(edit) = spec.edit {
+            edit(&mut claims);
+        }
+        key.sign_as(&claims, spec.kid.as_deref())
     }
 
     /// A legacy Secret-based token: no `aud`, no `exp`, the `kubernetes.io/serviceaccount/*`
     /// claims; valid only for the API server's own audience.
     pub fn mint_legacy_token(&self, ns: &str, sa: &str) -> String {
-        self.state().key.sign(&legacy_claims(ns, sa))
+        self.state().keys.current().sign(&legacy_claims(ns, sa))
     }
 
-    /// The service-account signing key's public half (SPKI PEM), for local JWT verification.
+    /// The current signing key's public half (SPKI PEM), for local JWT verification.
     pub fn service_account_public_key_pem(&self) -> String {
-        self.state().key.public_pem.clone()
+        self.state().keys.current().public_pem.clone()
     }
 
-    /// The service-account signing key as a JWKS document (also at `/openid/v1/jwks`).
+    /// Every trusted signing key as a JWKS document (also at `/openid/v1/jwks`).
     pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.state().key.jwk()] })
+        self.state().keys.jwks()
     }
 }

@@ -185,7 +185,8 @@ mod tests {
     #[test]
     fn each_claim_check_refuses_on_its_own() {
         let p = policy();
-        let cases: Vec<(fn(&mut serde_json::Value), i64, &str)> = vec![
+        type Case = (fn(&mut serde_json::Value), i64, &'static str);
+        let cases: Vec<Case> = vec![
             (
                 |v| v["aud"] = json!("other"),
                 2000,

@@ -23,6 +23,13 @@ pub const CERTIFY_RESULTS: &[&str] = &[
 ];
 /// Results of an issuer or anchors reload attempt.
 pub const RELOAD_RESULTS: &[&str] = &["applied", "rejected", "unchanged", "missing", "deleted"];
+/// Why a gRPC connection was closed by certmint before it carried a call.
+pub const CONNECTION_DROP_REASONS: &[&str] = &[
+    "limit",
+    "handshake_timeout",
+    "handshake_failed",
+    "preface_timeout",
+];
 /// Results of a token review.
 pub const REVIEW_RESULTS: &[&str] = &["authenticated", "unauthenticated", "error"];
 
@@ -41,6 +48,11 @@ pub struct ReloadLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,6 +80,10 @@ pub struct Metrics {
     pub token_reviews_in_flight: Gauge,
     pub token_reviews_rejected: Counter,
     pub ready: Gauge,
+    pub grpc_connections_open: Gauge,
+    pub grpc_connections_dropped: Family<ReasonLabel, Counter>,
+    pub grpc_accept_errors: Counter,
+    pub grpc_malformed_requests: Counter,
     registry: Registry,
 }
 
@@ -160,6 +176,26 @@ impl Metrics {
             "1 when a valid issuer and anchors are loaded and serving",
             m.ready.clone(),
         );
+        r.register(
+            "grpc_connections_open",
+            "Open gRPC connections, handshakes included",
+            m.grpc_connections_open.clone(),
+        );
+        r.register(
+            "grpc_connections_dropped",
+            "gRPC connections closed before carrying a call, by reason",
+            m.grpc_connections_dropped.clone(),
+        );
+        r.register(
+            "grpc_accept_errors",
+            "Failed accepts on the gRPC port (e.g. out of file descriptors)",
+            m.grpc_accept_errors.clone(),
+        );
+        r.register(
+            "grpc_malformed_requests",
+            "gRPC requests whose protobuf did not decode (answered INVALID_ARGUMENT)",
+            m.grpc_malformed_requests.clone(),
+        );
         m.registry = r;
         m.precreate();
         m
@@ -185,6 +221,10 @@ impl Metrics {
             token_reviews_in_flight: Gauge::default(),
             token_reviews_rejected: Counter::default(),
             ready: Gauge::default(),
+            grpc_connections_open: Gauge::default(),
+            grpc_connections_dropped: Family::default(),
+            grpc_accept_errors: Counter::default(),
+            grpc_malformed_requests: Counter::default(),
             registry: Registry::default(),
         }
     }
@@ -209,6 +249,11 @@ impl Metrics {
         for result in REVIEW_RESULTS {
             let _ = self.token_reviews.get_or_create(&ResultLabel { result });
         }
+        for reason in CONNECTION_DROP_REASONS {
+            let _ = self
+                .grpc_connections_dropped
+                .get_or_create(&ReasonLabel { reason });
+        }
         for result in ["hit", "miss"] {
             let _ = self
                 .token_review_cache
@@ -226,6 +271,14 @@ impl Metrics {
         if result == "ok" {
             self.certificates_issued.inc();
         }
+    }
+
+    /// Counts one connection closed before it carried a call.
+    pub fn connection_dropped(&self, reason: &'static str) {
+        let _ = self
+            .grpc_connections_dropped
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn set_time(gauge: &Gauge, t: SystemTime) {

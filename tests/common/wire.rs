@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use rcgen::KeyPair;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 use super::{CaFiles, CsrSpec, certify, client, linkerd_name};
 
@@ -34,10 +36,14 @@ pub struct GoodReport {
 impl GoodClient {
     /// Every call must succeed within `deadline`; one call every `every`.
     pub async fn start(files: &CaFiles, addr: SocketAddr, every: Duration) -> Self {
+        let token = files.token_key.token("shop", "web");
+        Self::start_with(client(addr).await, token, every)
+    }
+
+    /// The same over a given client (e.g. TLS) with a given token for `shop/web`.
+    pub fn start_with(mut c: IdentityClient<Channel>, token: String, every: Duration) -> Self {
         let id = linkerd_name("shop", "web");
         let csr = CsrSpec::for_identity(&id).build(&KeyPair::generate().unwrap());
-        let token = files.token_key.token("shop", "web");
-        let mut c = client(addr).await;
         let latencies = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = watch::channel(false);
         let seen = latencies.clone();

@@ -70,15 +70,20 @@ async fn stalled_token_reviews_do_not_stall_reviewed_clients() {
     })
     .await;
 
-    kube.set_token_review_latency(Duration::from_secs(5));
-    let mut flood = Vec::new();
+    // Attackers' keys, tokens and connections are made first, so that the good client's
+    // latency measures the server, not this process generating keys.
+    let mut attackers = Vec::new();
     for i in 0..150 {
         let sa = format!("sa{i}");
         let token = kube.mint_token("shop", &sa, &[AUDIENCE], day);
+        let id = linkerd_name("shop", &sa);
+        let csr = CsrSpec::for_identity(&id).build(&KeyPair::generate().unwrap());
+        attackers.push((id, token, csr, client(addr).await));
+    }
+    kube.set_token_review_latency(Duration::from_secs(5));
+    let mut flood = Vec::new();
+    for (id, token, csr, mut c) in attackers {
         flood.push(tokio::spawn(async move {
-            let id = linkerd_name("shop", &sa);
-            let csr = CsrSpec::for_identity(&id).build(&KeyPair::generate().unwrap());
-            let mut c = client(addr).await;
             let t = Instant::now();
             let r = certify(&mut c, &id, token, csr).await;
             (r.map(|_| ()), t.elapsed())

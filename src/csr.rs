@@ -102,9 +102,10 @@ pub fn verify(der: &[u8]) -> Result<VerifiedCsr, CsrError> {
     if *sig_alg == OID_PKCS1_SHA1WITHRSA || *sig_alg == OID_SHA1_WITH_RSA {
         return Err(CsrError::BadSignature);
     }
-    csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
     let info = &csr.certification_request_info;
+    // The key policy first: verifying a huge RSA key's signature is the expensive part.
     let key = key_kind(&info.subject_pki)?;
+    csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
     let mut out = VerifiedCsr {
         spki: info.subject_pki.raw.to_vec(),
         key,

@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod grpc;
 pub mod identity;
 pub mod kubeclient;
+pub mod listen;
 pub mod logsum;
 pub mod metrics;
 pub mod proto;

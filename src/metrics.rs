@@ -23,6 +23,13 @@ pub const CERTIFY_RESULTS: &[&str] = &[
 ];
 /// Results of an issuer or anchors reload attempt.
 pub const RELOAD_RESULTS: &[&str] = &["applied", "rejected", "unchanged", "missing", "deleted"];
+/// Why a gRPC connection was closed by certmint before it carried a call.
+pub const CONNECTION_DROP_REASONS: &[&str] = &[
+    "limit",
+    "handshake_timeout",
+    "handshake_failed",
+    "preface_timeout",
+];
 /// Results of a token review.
 pub const REVIEW_RESULTS: &[&str] = &["authenticated", "unauthenticated", "error"];
 
@@ -53,6 +60,11 @@ pub struct PathLabel {
 pub const AUTHN_PATHS: &[&str] = &["review", "local", "local_fallback", "local_refused"];
 /// Why a locally verified token was accepted without a review.
 pub const FALLBACK_REASONS: &[&str] = &["budget", "timeout", "server_error", "unreachable"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FingerprintLabel {
@@ -86,6 +98,10 @@ pub struct Metrics {
     pub ready: Gauge,
     /// Tokio tasks alive in the serving runtime, refreshed at each scrape.
     pub runtime_alive_tasks: Gauge,
+    pub grpc_connections_open: Gauge,
+    pub grpc_connections_dropped: Family<ReasonLabel, Counter>,
+    pub grpc_accept_errors: Counter,
+    pub grpc_malformed_requests: Counter,
     registry: Registry,
 }
 
@@ -208,6 +224,26 @@ impl Metrics {
             "Tokio tasks alive in the server runtime (sampled at each scrape)",
             m.runtime_alive_tasks.clone(),
         );
+        r.register(
+            "grpc_connections_open",
+            "Open gRPC connections, handshakes included",
+            m.grpc_connections_open.clone(),
+        );
+        r.register(
+            "grpc_connections_dropped",
+            "gRPC connections closed before carrying a call, by reason",
+            m.grpc_connections_dropped.clone(),
+        );
+        r.register(
+            "grpc_accept_errors",
+            "Failed accepts on the gRPC port (e.g. out of file descriptors)",
+            m.grpc_accept_errors.clone(),
+        );
+        r.register(
+            "grpc_malformed_requests",
+            "gRPC requests whose protobuf did not decode (answered INVALID_ARGUMENT)",
+            m.grpc_malformed_requests.clone(),
+        );
         m.registry = r;
         m.precreate();
         m
@@ -239,6 +275,10 @@ impl Metrics {
             jwks_keys: Gauge::default(),
             ready: Gauge::default(),
             runtime_alive_tasks: Gauge::default(),
+            grpc_connections_open: Gauge::default(),
+            grpc_connections_dropped: Family::default(),
+            grpc_accept_errors: Counter::default(),
+            grpc_malformed_requests: Counter::default(),
             registry: Registry::default(),
         }
     }
@@ -279,6 +319,11 @@ impl Metrics {
         for result in ["ok", "error"] {
             let _ = self.jwks_fetches.get_or_create(&ResultLabel { result });
         }
+        for reason in CONNECTION_DROP_REASONS {
+            let _ = self
+                .grpc_connections_dropped
+                .get_or_create(&ReasonLabel { reason });
+        }
         for result in ["hit", "miss"] {
             let _ = self
                 .token_review_cache
@@ -305,6 +350,14 @@ impl Metrics {
             self.runtime_alive_tasks
                 .set(i64::try_from(alive).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Counts one connection closed before it carried a call.
+    pub fn connection_dropped(&self, reason: &'static str) {
+        let _ = self
+            .grpc_connections_dropped
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn set_time(gauge: &Gauge, t: SystemTime) {

@@ -4,27 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
 use rustls::ServerConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::config::Limits;
 use crate::grpc::IdentityService;
+use crate::listen::incoming;
 use crate::metrics::Metrics;
 use crate::proto::identity_server::IdentityServer;
 use crate::readiness::Readiness;
-
-/// A TLS handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Completed handshakes waiting for the server to pick them up.
-const ACCEPT_BACKLOG: usize = 1024;
 
 /// Everything the gRPC server task needs.
 pub struct GrpcServer {
@@ -53,12 +46,16 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let l = &s.limits;
+        let metrics = s.metrics.clone();
         let router = Server::builder()
             .layer(tower::util::MapResponseLayer::new(
-                crate::grpc::oversize::map_response,
+                move |r: http::Response<tonic::body::Body>| {
+                    crate::grpc::status_fix::map_response(r, &metrics)
+                },
             ))
             .timeout(l.request_timeout + Duration::from_secs(1))
             .max_concurrent_streams(l.max_concurrent_streams)
+            .http2_max_header_list_size(l.max_header_list_size)
             .http2_keepalive_interval(Some(l.keepalive_interval))
             .http2_keepalive_timeout(Some(l.keepalive_timeout))
             .add_service(health)
@@ -70,20 +67,29 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
         };
         let grace = l.shutdown_grace;
         let mut after = s.shutdown.clone();
+        let limits = s.limits.clone();
+        let (metrics, down) = (s.metrics.clone(), s.shutdown.clone());
         let serve = async move {
             match s.tls {
                 Some(cfg) => {
-                    router
-                        .serve_with_incoming_shutdown(
-                            tls_incoming(s.listener, cfg, s.shutdown),
-                            signal,
-                        )
-                        .await
+                    let acceptor = TlsAcceptor::from(cfg);
+                    let within = limits.handshake_timeout;
+                    let conns = incoming(s.listener, &limits, metrics, down, move |tcp| {
+                        let handshake = acceptor.accept(tcp);
+                        async move {
+                            match tokio::time::timeout(within, handshake).await {
+                                Ok(Ok(tls)) => Ok(tls),
+                                Ok(Err(_)) => Err("handshake_failed"),
+                                Err(_) => Err("handshake_timeout"),
+                            }
+                        }
+                    });
+                    router.serve_with_incoming_shutdown(conns, signal).await
                 }
                 None => {
-                    router
-                        .serve_with_incoming_shutdown(plaintext_incoming(s.listener), signal)
-                        .await
+                    let conns =
+                        incoming(s.listener, &limits, metrics, down, |tcp| async { Ok(tcp) });
+                    router.serve_with_incoming_shutdown(conns, signal).await
                 }
             }
         };
@@ -104,54 +110,6 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
             }
         }
     })
-}
-
-/// Small HTTP/2 frames must not wait for the peer's delayed ACK (tonic applies its own
-/// nodelay setting only to listeners it binds itself): ~44 ms per call otherwise.
-fn no_delay(tcp: &TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-    }
-}
-
-/// Accepted plaintext connections, with TCP_NODELAY.
-fn plaintext_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> {
-    use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|r| r.inspect(no_delay))
-}
-
-/// Accepts TCP connections and completes TLS handshakes off the accept loop, so one slow
-/// client cannot hold up the others.
-fn tls_incoming(
-    listener: TcpListener,
-    cfg: Arc<ServerConfig>,
-    mut shutdown: watch::Receiver<bool>,
-) -> impl Stream<Item = std::io::Result<TlsStream<TcpStream>>> {
-    let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
-    let acceptor = TlsAcceptor::from(cfg);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.wait_for(|v| *v) => return,
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
-                },
-            };
-            no_delay(&tcp);
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    ReceiverStream::new(rx)
 }
 
 /// Mirrors readiness into gRPC health and the `ready` metric.

@@ -1,7 +1,7 @@
 //! The gRPC layer: proto ⇄ domain, and the one place errors become `Status`.
 
 mod identity;
-pub mod oversize;
 mod status;
+pub mod status_fix;
 
 pub use identity::IdentityService;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -55,4 +55,8 @@ limits:
   keepalive_interval: {{ .Values.limits.keepaliveInterval | quote }}
   keepalive_timeout: {{ .Values.limits.keepaliveTimeout | quote }}
   shutdown_grace: {{ .Values.limits.shutdownGrace | quote }}
+  handshake_timeout: {{ .Values.limits.handshakeTimeout | quote }}
+  preface_timeout: {{ .Values.limits.prefaceTimeout | quote }}
+  max_connections: {{ int .Values.limits.maxConnections }}
+  max_header_list_size: {{ int .Values.limits.maxHeaderListSize }}
 {{- end }}

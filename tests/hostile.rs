@@ -141,31 +141,45 @@ async fn plaintext_attacks_leave_the_good_client_served() {
         t.elapsed()
     );
 
-    // Many idle connections: up to the cap, then the rest are closed at once; all idle
-    // ones are closed at the preface deadline.
+    // Many idle connections: never more than the cap open; beyond it they are closed at
+    // once ("limit"), the rest at the preface deadline. How many hit the cap depends on how
+    // fast this machine opens them relative to the deadline, so the exact split is printed
+    // and asserted only when the flood was opened well within the deadline.
+    let limit = "grpc_connections_dropped_total{reason=\"limit\"}";
+    let preface = "grpc_connections_dropped_total{reason=\"preface_timeout\"}";
+    let closed_before = metric(&server, limit) + metric(&server, preface);
+    let m = server.metrics.clone();
     let mut idle = Vec::new();
+    let mut most_open = 0;
+    let flood = Instant::now();
     for _ in 0..CAP + 100 {
         idle.push(TcpStream::connect(addr).await.unwrap());
+        most_open = most_open.max(m.grpc_connections_open.get());
     }
-    let m = server.metrics.clone();
-    eventually(Duration::from_secs(10), "cap reached", async || {
-        m.grpc_connections_open.get() as usize == CAP
-    })
-    .await;
-    let limit = "grpc_connections_dropped_total{reason=\"limit\"}";
-    let srv = &server;
-    eventually(
-        Duration::from_secs(10),
-        "100 refused at the cap",
-        async || metric(srv, limit) >= 100.0,
-    )
-    .await;
-    let over = metric(&server, limit);
+    let flood_took = flood.elapsed();
     for s in &mut idle {
         closed_within(s, CLOSE_LIMIT).await;
     }
+    let srv = &server;
+    eventually(
+        Duration::from_secs(10),
+        "every idle connection counted closed",
+        async || metric(srv, limit) + metric(srv, preface) - closed_before >= (CAP + 100) as f64,
+    )
+    .await;
+    assert!(
+        most_open as usize <= CAP + 2,
+        "{most_open} open with a cap of {CAP}"
+    );
+    let over = metric(&server, limit);
+    if flood_took < PREFACE / 4 {
+        assert!(
+            over >= 90.0,
+            "{over} refused at the cap (flood took {flood_took:?})"
+        );
+    }
     println!(
-        "case {} idle connections, cap {CAP}: {over} refused, all closed",
+        "case {} idle connections, cap {CAP}: opened in {flood_took:?}, at most {most_open} open, {over} refused at the cap, all closed",
         CAP + 100
     );
     drop(idle);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use certmint::app::Server;
-use certmint::config::{AuthnMode, Config, SourceKind};
+use certmint::config::{AuthnMode, Config, LocalVerification, SourceKind};
 use common::wire::GoodClient;
 use common::*;
 use fake_kube::FakeKube;
@@ -32,6 +32,9 @@ fn config(kube: &FakeKube, dir: &std::path::Path) -> Config {
     c.authn.mode = AuthnMode::Kubernetes;
     c.authn.kubernetes.timeout = Duration::from_secs(1);
     c.authn.kubernetes.max_in_flight = 50;
+    // TokenReview alone: with local verification, stalled reviews would fall back to the
+    // local verdict (tests/local_fallback.rs covers that path).
+    c.authn.kubernetes.local_verification = LocalVerification::Off;
     c.limits.request_timeout = Duration::from_secs(2);
     c.issuer.source = SourceKind::Kubernetes;
     c.issuer.namespace = NS.into();

@@ -14,6 +14,7 @@ use tonic_health::ServingStatus;
 
 use crate::config::Limits;
 use crate::grpc::IdentityService;
+use crate::grpc::deadline::DeadlineLayer;
 use crate::listen::incoming;
 use crate::metrics::Metrics;
 use crate::proto::identity_server::IdentityServer;
@@ -48,12 +49,13 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
         let l = &s.limits;
         let metrics = s.metrics.clone();
         let router = Server::builder()
-            .layer(tower::util::MapResponseLayer::new(
-                move |r: http::Response<tonic::body::Body>| {
-                    crate::grpc::status_fix::map_response(r, &metrics)
-                },
-            ))
-            .timeout(l.request_timeout + Duration::from_secs(1))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .map_response(move |r: http::Response<tonic::body::Body>| {
+                        crate::grpc::status_fix::map_response(r, &metrics)
+                    })
+                    .layer(DeadlineLayer(l.request_timeout + Duration::from_secs(1))),
+            )
             .max_concurrent_streams(l.max_concurrent_streams)
             .http2_max_header_list_size(l.max_header_list_size)
             .http2_keepalive_interval(Some(l.keepalive_interval))

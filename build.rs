@@ -4,11 +4,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-env-changed=CERTMINT_GIT_COMMIT");
-    for git_file in [".git/HEAD", ".git/refs/heads"] {
-        if std::path::Path::new(git_file).exists() {
-            println!("cargo:rerun-if-changed={git_file}");
-        }
-    }
+    watch_git();
     let fds = protox::compile(["identity.proto"], ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
@@ -29,12 +25,29 @@ fn git_commit() -> String {
     if let Ok(c) = std::env::var("CERTMINT_GIT_COMMIT") {
         return c;
     }
+    git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into())
+}
+
+/// Rebuild when this checkout's commit changes: its HEAD, the branch HEAD names and the
+/// packed refs. Not the whole refs directory, which other branches and worktrees move.
+fn watch_git() {
+    let mut refs = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    refs.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for r in refs {
+        if let Some(path) = git(&["rev-parse", "--git-path", &r])
+            && std::path::Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+}
+
+fn git(args: &[&str]) -> Option<String> {
     std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
+        .args(args)
         .output()
         .ok()
         .filter(|o| o.status.success())
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
 }

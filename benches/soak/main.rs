@@ -28,6 +28,7 @@ mod machine;
 
 mod args;
 mod chaos;
+mod fds;
 mod run;
 mod sample;
 mod server;

@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 
 use crate::chaos::metric;
 use crate::fake_kube::{FakeKube, RequestKind};
+use crate::fds;
 use crate::load::percentile;
 use crate::machine::rss_mib;
 use crate::server::Process;
 use crate::tally::Tally;
 
 pub const HEADER: &str = "\
-| elapsed | RSS MiB | fds | tasks | certs/s | p50 ms | p99 ms | OK | UNAVAILABLE (fault) | unexpected | skipped | reviews | cache hits | rotations | fault now |
+| elapsed | RSS MiB | fds (to API) | tasks | certs/s | p50 ms | p99 ms | OK | UNAVAILABLE (fault) | unexpected | skipped | reviews | cache hits | rotations | fault now |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 #[derive(Clone, Debug)]
@@ -19,6 +20,8 @@ pub struct Sample {
     pub elapsed: Duration,
     pub rss_mib: f64,
     pub fds: usize,
+    /// Of `fds`, connections to the API server.
+    pub api_fds: usize,
     pub tasks: Option<f64>,
     pub certs_per_s: f64,
     pub p50_ms: f64,
@@ -31,23 +34,19 @@ pub struct Sample {
     pub hit_ratio: Option<f64>,
     pub rotations: (usize, usize),
     pub fault: Option<&'static str>,
-    /// No fault in the last `QUIET` (descriptors are judged on these samples).
-    pub quiet: bool,
 }
-
-/// How long after a fault the pooled API-server connections it opened are gone.
-pub const QUIET: Duration = Duration::from_secs(120);
 
 impl Sample {
     pub fn row(&self) -> String {
         let secs = self.elapsed.as_secs();
         let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("?".into(), f);
         format!(
-            "| {}:{:02} | {:.1} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {}/{} | {} |",
+            "| {}:{:02} | {:.1} | {} ({}) | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {}/{} | {} |",
             secs / 60,
             secs % 60,
             self.rss_mib,
             self.fds,
+            self.api_fds,
             opt(self.tasks, &|t| format!("{t:.0}")),
             self.certs_per_s,
             self.p50_ms,
@@ -60,11 +59,7 @@ impl Sample {
             opt(self.hit_ratio, &|h| format!("{:.1} %", h * 100.0)),
             self.rotations.0,
             self.rotations.1,
-            match (self.fault, self.quiet) {
-                (Some(f), _) => f,
-                (None, true) => "- (quiet)",
-                (None, false) => "-",
-            },
+            self.fault.unwrap_or("-"),
         )
     }
 }
@@ -88,7 +83,8 @@ impl Sampler {
         rotations: (usize, usize),
     ) -> Sample {
         // Descriptors first: the metrics scrape below opens a connection of its own.
-        let fds = std::fs::read_dir(format!("/proc/{}/fd", p.pid())).map_or(0, |d| d.count());
+        let kube_port = kube.url().rsplit(':').next().and_then(|p| p.parse().ok());
+        let (fds, api_fds) = fds::count(p.pid(), kube_port.unwrap_or(0));
         let (rss_mib, _) = rss_mib(p.pid());
         let text = p.metrics().unwrap_or_default();
         let tasks = metric(&text, "certmint_runtime_alive_tasks");
@@ -109,6 +105,7 @@ impl Sampler {
             elapsed: now.duration_since(self.t0),
             rss_mib,
             fds,
+            api_fds,
             tasks,
             certs_per_s,
             p50_ms: f64::from(percentile(&lat, 0.50)) / 1000.0,
@@ -121,7 +118,6 @@ impl Sampler {
             hit_ratio,
             rotations,
             fault: tally.active(),
-            quiet: tally.quiet_for(QUIET),
         }
     }
 }

@@ -81,15 +81,6 @@ impl Tally {
             .map(|w| w.name)
     }
 
-    /// No fault on during the last `d` (connections opened for a fault have had time to
-    /// close: the Kubernetes client keeps idle ones for 90 s).
-    pub fn quiet_for(&self, d: Duration) -> bool {
-        let now = Instant::now();
-        self.windows()
-            .iter()
-            .all(|w| w.to.is_some_and(|to| now.duration_since(to) >= d))
-    }
-
     /// Every fault so far, with the failures blamed on it.
     pub fn windows_snapshot(&self) -> Vec<Window> {
         self.windows().clone()

@@ -1,6 +1,6 @@
-//! PASS or FAIL: after warm-up, RSS (every sample) and descriptors (samples at least 2 min
-//! after a fault: the client pool to the API server grows during a fault and shrinks after
-//! 90 s idle) stay within 10 % of their first judged sample; no unexpected error; every
+//! PASS or FAIL: after warm-up, RSS and the server's own descriptors stay within 10 % of
+//! their first judged sample, and its connections to the API server (a pool that follows
+//! TokenReview concurrency) stay under the review limit; no unexpected error; every
 //! rotation applied; the server survived.
 
 use std::time::Duration;
@@ -10,6 +10,8 @@ use crate::sample::Sample;
 use crate::tally::{Counts, Window};
 
 pub const TOLERANCE: f64 = 0.10;
+/// `authn.kubernetes.max_in_flight` (100 by default) plus the watches and other calls.
+const API_CONNS: usize = 110;
 
 pub struct Verdict {
     pub checks: Vec<(String, bool)>,
@@ -38,14 +40,21 @@ pub fn judge(
     let judged: Vec<&Sample> = samples.iter().filter(|s| s.elapsed >= warmup).collect();
     let mut checks = Vec::new();
     checks.push(within(&judged, "RSS (MiB)", |s| s.rss_mib));
-    let quiet: Vec<&Sample> = judged.iter().copied().filter(|s| s.quiet).collect();
-    checks.push(within(&quiet, "open descriptors (quiet samples)", |s| {
-        s.fds as f64
-    }));
+    checks.push(within(
+        &judged,
+        "descriptors other than API-server connections",
+        |s| (s.fds - s.api_fds) as f64,
+    ));
     let (lo, hi) = judged.iter().fold((usize::MAX, 0), |(lo, hi), s| {
         (lo.min(s.fds), hi.max(s.fds))
     });
-    println!("  (descriptors over every sample after warm-up: min {lo}, max {hi})");
+    let api = judged.iter().map(|s| s.api_fds).max().unwrap_or(0);
+    checks.push((
+        format!(
+            "API-server connections stay bounded: at most {api} (≤ {API_CONNS}); all descriptors {lo}–{hi}"
+        ),
+        api <= API_CONNS,
+    ));
     checks.push((
         format!(
             "no unexpected error: {} unexpected of {} failures {:?}{}",

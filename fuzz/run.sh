@@ -4,6 +4,8 @@
 #
 #   bash fuzz/run.sh [SECONDS] [TARGET...]      default 600 s per target
 #   FUZZ_JOBS=3 bash fuzz/run.sh 600            run up to three targets at once
+#   FUZZ_RUNS=10000000 bash fuzz/run.sh 3600     stop each target at 10 M executions
+#                                               (or at the time budget, if sooner)
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`).
 # Seeds are regenerated first (`cargo run --example fuzz_seeds`); findings are left in
@@ -15,6 +17,7 @@ shift || true
 all=(csr certify token ca_pem kube_objects config)
 targets=("${@:-${all[@]}}")
 jobs=${FUZZ_JOBS:-1}
+runs=${FUZZ_RUNS:--1}
 declare -A max_len=([csr]=8192 [certify]=8192 [token]=4096 [ca_pem]=16384 [kube_objects]=24576 [config]=4096)
 
 nice -n 19 cargo run --quiet --example fuzz_seeds -- fuzz/corpus
@@ -28,12 +31,12 @@ run_one() {
     mkdir -p "fuzz/artifacts/$t"
     local before; before=$(find "fuzz/artifacts/$t" -type f | wc -l)
     set +e
-    nice -n 19 "$bin/$t" "fuzz/corpus/$t" -max_total_time="$secs" -timeout=10 \
+    nice -n 19 "$bin/$t" "fuzz/corpus/$t" -max_total_time="$secs" -runs="$runs" -timeout=10 \
         -rss_limit_mb=2048 -malloc_limit_mb=2048 -max_len="${max_len[$t]:-4096}" \
         -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1
     local rc=$?
     set -e
-    local execs; execs=$(awk -F': *' '/stat::number_of_executed_units/ {n=$2} END {print n+0}' "$log")
+    local execs; execs=$(awk '/stat::number_of_executed_units/ {n=$NF} END {print n+0}' "$log")
     local found=$(( $(find "fuzz/artifacts/$t" -type f | wc -l) - before ))
     printf '%s\t%s\t%s\t%s\t%s\n' "$stamp" "$t" "$execs" "$found" "$rc" >>fuzz/logs/history.tsv
 }

@@ -11,7 +11,7 @@ use kube::{Api, Client, Config};
 
 /// Builds a client from an explicit kubeconfig, or the usual places.
 pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
-    let config = match kubeconfig {
+    let mut config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
@@ -23,6 +23,11 @@ pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
             )
         })?,
     };
+    // kube's client retries 429/503/504 itself, up to 15 times and honouring Retry-After:
+    // a throttled TokenReview would then hold its Certify call until certmint's review
+    // deadline. certmint decides instead (local fallback, or UNAVAILABLE that the proxy
+    // retries with its own backoff); watches and Event writes have their own retries.
+    config.default_retry = false;
     Ok(Client::try_from(config)?)
 }
 

@@ -12,7 +12,7 @@ use certmint::authn::{Authenticator, AuthnError, Token};
 use certmint::ca::LeafPolicy;
 use certmint::certify::Certifier;
 use certmint::clock::SystemClock;
-use certmint::grpc::identity::IdentityService;
+use certmint::grpc::IdentityService;
 use certmint::identity::ServiceAccount;
 use certmint::metrics::Metrics;
 use certmint::proto::CertifyRequest;

@@ -8,7 +8,8 @@ usage: cargo bench --bench soak -- [OPTIONS]
   --duration D     how long to run (default 1h; e.g. 4m, 30m, 1h)
   --rate N         Certify calls per second; default: half the capacity measured at start
   --interval D     time between samples (default 30s)
-  --warmup D       samples before this are not judged (default 5m, or 1m if --duration < 20m)
+  --warmup D       samples before this are not judged (default: one cycle of the five
+                   fault kinds plus 1m, at least 5m; 1m if --duration < 20m)
   --tokens N       distinct pod tokens in the pool (default 1000)
   --fault-every N  inject a TokenReview fault every N minutes (default 2)
   --help           this text
@@ -63,9 +64,14 @@ impl Options {
         if o.interval < Duration::from_secs(1) || o.duration < Duration::from_secs(60) {
             return Err("--interval must be at least 1s and --duration at least 1m".into());
         }
+        // Judging starts once every kind of fault has been seen (five kinds, one every
+        // `fault_every` minutes), plus a minute: each kind leaves its own high-water mark in
+        // the allocator (more tasks and buffers while reviews stall), and a baseline taken
+        // before one of them would count it as growth.
+        let cycle = Duration::from_secs(60 * (5 * o.fault_every + 1));
         let default_warmup = match o.duration < Duration::from_secs(1200) {
             true => Duration::from_secs(60),
-            false => Duration::from_secs(300),
+            false => cycle.max(Duration::from_secs(300)),
         };
         o.warmup = warmup.unwrap_or(default_warmup).min(o.duration / 2);
         Ok(o)

@@ -85,6 +85,7 @@ async fn serve_records_tokenreview_callers_on_file_and_stdout_and_drains_on_sigt
     let csr = CsrSpec::for_identity(&id).build(&KeyPair::generate().unwrap());
     let mut c = client(grpc).await;
     certify(&mut c, &id, kube.mint(&spec), csr).await.unwrap();
+    drop(c); // an open connection would hold the graceful shutdown for its whole grace
 
     let pid = child.id().to_string();
     assert!(

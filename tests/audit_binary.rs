@@ -41,6 +41,7 @@ async fn serve_records_tokenreview_callers_on_file_and_stdout_and_drains_on_sigt
         format!(
             "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nkubeconfig: {}\ntls:\n  enabled: false\n\
              issuer:\n  source: files\n  dir: {}\ntrust_anchors:\n  source: files\n  file: {}\n\
+             limits:\n  shutdown_grace: 3s\n\
              authn:\n  kubernetes:\n    local_verification: off\n\
              audit:\n  enabled: true\n  stdout: true\n  file:\n    path: {}\n",
             kubeconfig.display(),
@@ -85,7 +86,7 @@ async fn serve_records_tokenreview_callers_on_file_and_stdout_and_drains_on_sigt
     let csr = CsrSpec::for_identity(&id).build(&KeyPair::generate().unwrap());
     let mut c = client(grpc).await;
     certify(&mut c, &id, kube.mint(&spec), csr).await.unwrap();
-    drop(c); // an open connection would hold the graceful shutdown for its whole grace
+    drop(c); // an open connection holds the graceful shutdown for up to shutdown_grace
 
     let pid = child.id().to_string();
     assert!(

@@ -117,6 +117,20 @@ pub struct Checkpoint {
     pub last: bool,
 }
 
+/// The requested identity as recorded: a refused request may carry anything up to the
+/// message size limit, so at most 253 bytes are kept (then `…`).
+fn bounded(identity: &str) -> String {
+    const MAX: usize = crate::certify::MAX_IDENTITY_BYTES;
+    if identity.len() <= MAX {
+        return identity.to_owned();
+    }
+    let mut end = MAX;
+    while !identity.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &identity[..end])
+}
+
 /// RFC 3339 with milliseconds, UTC.
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
@@ -161,12 +175,26 @@ impl CertifyRecord {
     ) -> Self {
         Self {
             api: "linkerd".to_owned(),
-            identity: identity.to_owned(),
+            identity: bounded(identity),
             peer: peer.map(|p| p.to_string()),
             caller: caller.map(Caller::from_authenticated),
             code: code.to_owned(),
             reason: reason.to_owned(),
             cert: cert.map(CertFields::from_certified),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn a_huge_requested_identity_is_cut_at_253_bytes() {
+        assert_eq!(bounded("web.shop"), "web.shop");
+        let long = "é".repeat(300);
+        let kept = bounded(&long);
+        assert!(kept.len() <= 253 + "…".len(), "{}", kept.len());
+        assert!(kept.ends_with('…'));
     }
 }

@@ -24,6 +24,11 @@ const MAX_BATCH: usize = 512;
 const TICK: Duration = Duration::from_millis(100);
 /// While a sink fails, a probe checkpoint is tried this often.
 const PROBE: Duration = Duration::from_secs(1);
+/// Under load (the last batch was written less than `BUSY` ago) the writer waits `LINGER`
+/// for more records before writing, so that one write carries many; when idle it writes
+/// at once.
+const BUSY: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_micros(250);
 
 /// Why the audit trail could not take a record, or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +105,7 @@ impl AuditLog {
             interval: cfg.checkpoint.interval,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
+            last_write: Instant::now(),
             healthy: healthy.clone(),
             fail: fail.clone(),
             metrics: metrics.clone(),
@@ -191,6 +197,7 @@ struct Writer {
     interval: Duration,
     since_checkpoint: u64,
     last_checkpoint: Instant,
+    last_write: Instant,
     healthy: Arc<AtomicBool>,
     fail: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -240,6 +247,10 @@ impl Writer {
     /// one was met (everything before it is written first).
     fn batch(&mut self, first: Msg, rx: &mut mpsc::Receiver<Msg>) -> Option<oneshot::Sender<()>> {
         let (mut bodies, mut acks, mut close) = (Vec::new(), Vec::new(), None);
+        if self.last_write.elapsed() < BUSY {
+            // This thread only writes audit records: blocking it briefly stalls nothing else.
+            std::thread::sleep(LINGER);
+        }
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
@@ -304,6 +315,7 @@ impl Writer {
             }
         }
         let outcome = self.emit(&buf);
+        self.last_write = Instant::now();
         if outcome.any {
             self.chain = trial;
             self.since_checkpoint = since;

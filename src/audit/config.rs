@@ -176,7 +176,7 @@ mod tests {
     use crate::config::Config;
 
     #[test]
-    fn audit_section_parses_and_is_checked() {
+    fn audit_section_parses_is_checked_and_ships_its_defaults() {
         let c = Config::from_yaml(
             "audit: {enabled: true, on_failure: continue, file: {path: /tmp/a.jsonl}}",
             "t",
@@ -185,6 +185,18 @@ mod tests {
         assert_eq!(c.audit.on_failure, super::OnFailure::Continue);
         assert_eq!(c.audit.file.as_ref().unwrap().keep, 10);
         c.validate().unwrap();
+        let shipped = include_str!("../../config/certmint.yaml");
+        let shipped = Config::from_yaml(shipped, "config/certmint.yaml").unwrap();
+        let (a, d) = (&shipped.audit, &super::AuditConfig::default());
+        assert_eq!(
+            (a.enabled, a.on_failure, a.stdout),
+            (d.enabled, d.on_failure, d.stdout)
+        );
+        assert_eq!(
+            (a.checkpoint.interval, a.checkpoint.records),
+            (d.checkpoint.interval, 1000)
+        );
+        assert_eq!(a.queue, d.queue);
         let bad = Config::from_yaml("audit: {enabled: true}", "t").unwrap();
         let msg = bad.validate().unwrap_err().to_string();
         assert!(msg.contains("without a sink"), "{msg}");

@@ -9,6 +9,9 @@ mod golden;
 
 use std::path::{Path, PathBuf};
 
+use certmint::app::Server;
+use certmint::audit::OnFailure;
+
 use audit_support::*;
 use common::*;
 use golden::{Golden, golden};
@@ -354,4 +357,30 @@ fn find_answers_by_serial_identity_and_time() {
     assert_eq!(code, 2);
     assert_eq!(out.trim().lines().count(), 1, "one-line error: {out}");
     let _ = &g.dir;
+}
+
+#[tokio::test]
+async fn a_restarted_replica_continues_its_file_with_a_linked_chain() {
+    install_crypto();
+    let files = ca_files();
+    let path = files.dir.path().join("audit.jsonl");
+    for _ in 0..2 {
+        let config = audit_config(&files, &path, "r-0", OnFailure::Refuse);
+        let server = Server::start(config).await.unwrap();
+        files.certify_web(server.grpc_addr).await.unwrap();
+        server.shutdown().await.unwrap();
+    }
+    let recs = records(&path);
+    let lines = raw_lines(&path);
+    let second = recs.iter().rposition(|r| r["kind"] == "start").unwrap();
+    assert!(second > 0, "one file, two chains");
+    assert_eq!(
+        recs[second]["prev"],
+        hex(&Sha256::digest(lines[second - 1].as_bytes()))
+    );
+    assert_eq!(recs[second]["after"], recs[0]["chain"]);
+    assert_ne!(recs[second]["chain"], recs[0]["chain"]);
+    let (code, out) = verify(&[&path], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("in 2 chain(s)"), "{out}");
 }

@@ -192,7 +192,7 @@ for d in builtin:
     by_kind.setdefault(d["kind"], []).append(d)
 
 CONFIG_KEYS = {"listen", "admin_listen", "trust_domain", "control_namespace", "log_format",
-               "issuance", "issuer", "trust_anchors", "authn", "tls", "limits"}
+               "issuance", "issuer", "trust_anchors", "authn", "tls", "limits", "audit"}
 def seconds(s):
     n, unit = int(s.rstrip("mshd")), s.lstrip("0123456789")
     return {"ms": n / 1000, "s": n, "m": n * 60, "h": n * 3600}[unit]
@@ -237,6 +237,12 @@ for dep in deps:
             grace = seconds(config["limits"]["shutdown_grace"])
             if spec["terminationGracePeriodSeconds"] <= grace:
                 err("terminationGracePeriodSeconds must exceed limits.shutdown_grace")
+            audit = config.get("audit", {})
+            if audit.get("enabled") and audit.get("file"):
+                writable = [m["mountPath"].rstrip("/") + "/" for m in c.get("volumeMounts", [])
+                            if not m.get("readOnly")]
+                if not any(audit["file"]["path"].startswith(w) for w in writable):
+                    err("audit.file.path is not on a writable volume (the root filesystem is read-only)")
     if "checksum/config" not in dep["spec"]["template"]["metadata"].get("annotations", {}):
         err("missing checksum/config annotation")
     if dep["spec"]["replicas"] >= 2 and not by_kind.get("PodDisruptionBudget"):

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::audit::{AuditLog, OnFailure};
 use crate::authn::Authenticator;
 use crate::authn::cache::CachedAuthenticator;
 use crate::authn::jwt::JwtAuthenticator;
@@ -40,6 +41,8 @@ pub struct Server {
     pub store: CaStore,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
+    /// The audit trail, when `audit.enabled`.
+    pub audit: Option<Arc<AuditLog>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     grpc: JoinHandle<anyhow::Result<()>>,
@@ -90,6 +93,10 @@ impl Server {
             &mut tasks,
         );
 
+        let audit = match config.audit.enabled {
+            true => Some(AuditLog::start(&config.audit, metrics.clone())?),
+            false => None,
+        };
         let authn =
             build_authenticator(&config, kube.as_ref(), &metrics, &shutdown_rx, &mut tasks)?;
         let policy = LeafPolicy {
@@ -152,8 +159,14 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on listen {}", config.listen))?;
         let grpc_addr = grpc.local_addr()?;
-        let service =
+        let mut service =
             IdentityService::new(certifier, metrics.clone(), config.limits.request_timeout);
+        if let Some(a) = &audit {
+            service = service.with_audit(a.clone());
+            if a.policy() == OnFailure::Refuse {
+                readiness.set_audit(a.clone());
+            }
+        }
         let grpc = crate::serve::spawn(crate::serve::GrpcServer {
             listener: grpc,
             identity: service,
@@ -171,6 +184,7 @@ impl Server {
             store,
             metrics,
             readiness,
+            audit,
             shutdown,
             tasks,
             grpc,
@@ -183,7 +197,12 @@ impl Server {
         for t in self.tasks {
             let _ = t.await;
         }
-        self.grpc.await.context("gRPC server task panicked")?
+        let served = self.grpc.await.context("gRPC server task panicked");
+        // In-flight calls are done: write what is queued and a last checkpoint.
+        if let Some(audit) = &self.audit {
+            audit.close().await;
+        }
+        served?
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

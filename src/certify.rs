@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
 
-use crate::authn::{Authenticator, AuthnError, Token};
+use crate::authn::{Authenticated, Authenticator, AuthnError, Token};
 use crate::ca::{CaStore, LeafNames, LeafPolicy, SignError};
 use crate::clock::Clock;
 use crate::csr::{self, CsrError};
@@ -31,8 +31,14 @@ pub struct CertifyRequest {
 pub struct Certified {
     pub leaf: CertificateDer<'static>,
     pub chain: Vec<Bytes>,
+    pub not_before: SystemTime,
     pub not_after: SystemTime,
     pub serial: [u8; 16],
+    /// SHA-256 of the leaf's SubjectPublicKeyInfo (the CSR's key).
+    pub spki_sha256: [u8; 32],
+    /// The issuer that signed the leaf: its serial (hex) and the SHA-256 of its DER.
+    pub issuer_serial: String,
+    pub issuer_sha256: [u8; 32],
 }
 
 /// Every way Certify can fail, one variant per row of the DESIGN.md §3 table.
@@ -91,6 +97,16 @@ impl Certifier {
     }
 
     pub async fn certify(&self, req: CertifyRequest) -> Result<Certified, CertifyError> {
+        self.certify_with(req, &mut None).await
+    }
+
+    /// As [`Self::certify`], and leaves in `caller` who the token proved (when it did), so
+    /// that a refusal after authentication can still say who was refused.
+    pub async fn certify_with(
+        &self,
+        req: CertifyRequest,
+        caller: &mut Option<Authenticated>,
+    ) -> Result<Certified, CertifyError> {
         // 1. The snapshot taken here is used for the whole request, even across a swap.
         let state = self.store.load().ok_or(CertifyError::IssuerNotReady)?;
         if !state.issuer.is_valid_at(self.clock.now()) {
@@ -107,7 +123,10 @@ impl Certifier {
         // 6.
         let token = Token::from_bytes(&req.token)
             .map_err(|_| CertifyError::InvalidRequest("token is empty or not UTF-8"))?;
-        let sa = self.authn.authenticate(&token).await?;
+        let sa = caller
+            .insert(self.authn.authenticate(&token).await?)
+            .account
+            .clone();
         // 7.
         let names = LeafNames {
             dns: self.naming.linkerd_name(&sa),
@@ -125,11 +144,16 @@ impl Certifier {
             &self.policy,
             now,
         )?;
+        let issuer = state.issuer.cert();
         Ok(Certified {
             leaf: leaf.der,
             chain: state.issuer.chain_bytes().to_vec(),
+            not_before: leaf.not_before,
             not_after: leaf.not_after,
             serial: leaf.serial,
+            spki_sha256: crate::ca::cert::sha256(csr.spki_der()),
+            issuer_serial: issuer.serial_hex.clone(),
+            issuer_sha256: crate::ca::cert::sha256(&issuer.der),
         })
     }
 }

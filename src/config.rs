@@ -98,6 +98,7 @@ pub struct Config {
     pub authn: AuthnConfig,
     pub tls: TlsConfig,
     pub limits: Limits,
+    pub audit: crate::audit::AuditConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -225,6 +226,7 @@ impl Default for Config {
             authn: AuthnConfig::default(),
             tls: TlsConfig::default(),
             limits: Limits::default(),
+            audit: crate::audit::AuditConfig::default(),
         }
     }
 }
@@ -404,7 +406,8 @@ impl Config {
             }
         }
         self.validate_authn()?;
-        self.validate_limits()
+        self.validate_limits()?;
+        self.audit.validate()
     }
 
     fn validate_authn(&self) -> Result<(), ConfigError> {
@@ -503,7 +506,7 @@ impl Config {
 }
 
 /// Durations written like `24h`, `90s`, `500ms`, `1h30m`.
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| {
         serde::de::Error::custom(format!(

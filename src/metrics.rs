@@ -102,6 +102,9 @@ pub struct Metrics {
     pub grpc_connections_dropped: Family<ReasonLabel, Counter>,
     pub grpc_accept_errors: Counter,
     pub grpc_malformed_requests: Counter,
+    pub audit_records: Family<ResultLabel, Counter>,
+    pub audit_unrecorded: Counter,
+    pub audit_sink_up: Gauge,
     registry: Registry,
 }
 
@@ -244,6 +247,21 @@ impl Metrics {
             "gRPC requests whose protobuf did not decode (answered INVALID_ARGUMENT)",
             m.grpc_malformed_requests.clone(),
         );
+        r.register(
+            "audit_records",
+            "Audit records by result (written, failed to write)",
+            m.audit_records.clone(),
+        );
+        r.register(
+            "audit_unrecorded_certificates",
+            "Certificates issued without an audit record (audit.on_failure: continue)",
+            m.audit_unrecorded.clone(),
+        );
+        r.register(
+            "audit_sink_up",
+            "1 when the last audit write succeeded on every sink",
+            m.audit_sink_up.clone(),
+        );
         m.registry = r;
         m.precreate();
         m
@@ -279,6 +297,9 @@ impl Metrics {
             grpc_connections_dropped: Family::default(),
             grpc_accept_errors: Counter::default(),
             grpc_malformed_requests: Counter::default(),
+            audit_records: Family::default(),
+            audit_unrecorded: Counter::default(),
+            audit_sink_up: Gauge::default(),
             registry: Registry::default(),
         }
     }
@@ -323,6 +344,9 @@ impl Metrics {
             let _ = self
                 .grpc_connections_dropped
                 .get_or_create(&ReasonLabel { reason });
+        }
+        for result in ["written", "failed"] {
+            let _ = self.audit_records.get_or_create(&ResultLabel { result });
         }
         for result in ["hit", "miss"] {
             let _ = self

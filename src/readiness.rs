@@ -1,9 +1,10 @@
 //! What `/ready` and gRPC health report. Shared by the wiring (`app`), the admin
 //! endpoints and the gRPC server, so none of them depends on another for it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use crate::audit::AuditLog;
 use crate::ca::CaStore;
 use crate::clock::Clock;
 use crate::tls::ServingCert;
@@ -18,6 +19,8 @@ pub struct Readiness {
     /// False until TokenReview access is confirmed (Kubernetes authentication only).
     authorized: AtomicBool,
     serving_cert: Option<Arc<ServingCert>>,
+    /// Set when `audit.on_failure: refuse`: not ready while records cannot be written.
+    audit: OnceLock<Arc<AuditLog>>,
 }
 
 impl Readiness {
@@ -33,7 +36,13 @@ impl Readiness {
             listening: AtomicBool::new(false),
             authorized: AtomicBool::new(!needs_tokenreview_access),
             serving_cert,
+            audit: OnceLock::new(),
         }
+    }
+
+    /// Readiness follows the audit sink (used with `audit.on_failure: refuse`).
+    pub fn set_audit(&self, audit: Arc<AuditLog>) {
+        let _ = self.audit.set(audit);
     }
 
     /// The gRPC listener is bound and serving.
@@ -63,6 +72,9 @@ impl Readiness {
         }
         if self.serving_cert.as_ref().is_some_and(|c| !c.is_loaded()) {
             return Err("no serving certificate yet");
+        }
+        if self.audit.get().is_some_and(|a| !a.healthy()) {
+            return Err("audit records cannot be written (audit.on_failure: refuse)");
         }
         Ok(())
     }

@@ -1,5 +1,8 @@
 //! Section 3, end to end: a running server (plaintext and TLS) with TokenReview authn whose
 //! one token is served from the cache, Certify over loopback HTTP/2 at concurrency 1 and 64.
+//! A third server, plaintext with the audit trail on (file sink, Ed25519-signed
+//! checkpoints), runs the c64 one-connection case right after the plaintext one, round
+//! after round, for the audit cost ratio (issue 12).
 
 use std::time::Duration;
 
@@ -15,13 +18,19 @@ use crate::common::AUDIENCE;
 /// (concurrency, connections) per case; the first c64 case is the one the targets use.
 /// (64, 64) is a herd of proxies as it reaches a real CA: one call on each connection.
 const CASES: [(usize, usize); 4] = [(1, 1), (64, 1), (64, 8), (64, 64)];
+/// Server modes: index into the environments.
+const PLAIN: usize = 0;
+const TLS: usize = 1;
+const AUDIT: usize = 2;
 
 pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target>) {
     // Both servers run side by side and the cases alternate between them, round after
     // round, so that a slow spell of this VM does not land on one mode only.
+    let audit_dir = tempfile::tempdir().expect("audit dir");
     let envs = [
         InProcess::start(pki, false, |_| {}),
         InProcess::start(pki, true, |_| {}),
+        InProcess::start(pki, false, |c| audit_on(c, audit_dir.path())),
     ];
     let tokens: Vec<Vec<u8>> = envs
         .iter()
@@ -34,14 +43,20 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
         })
         .collect();
     let rounds = if opts.quick { 1 } else { 3 };
-    let mut runs: Vec<((bool, usize, usize), Vec<Outcome>)> = Vec::new();
+    let mut runs: Vec<((usize, usize, usize), Vec<Outcome>)> = Vec::new();
     // Per round: the floor measured just before, and the c64 one-connection rates.
     let mut ratios = Ratios::default();
-    for _ in 0..rounds {
+    for round in 0..rounds {
         let fc = floor::measure(Duration::from_millis(if opts.quick { 200 } else { 500 }));
-        let mut c64 = [0.0; 2];
+        let mut c64 = [0.0; 3];
         for (i, (concurrency, conns)) in CASES.into_iter().enumerate() {
-            for (m, tls) in [false, true].into_iter().enumerate() {
+            // Audit on and off alternate which goes first, round by round.
+            let modes: &[usize] = match ((concurrency, conns), round % 2) {
+                ((64, 1), 0) => &[PLAIN, AUDIT, TLS],
+                ((64, 1), _) => &[AUDIT, PLAIN, TLS],
+                _ => &[PLAIN, TLS],
+            };
+            for &m in modes {
                 let out = load::run(&spec(
                     opts,
                     &envs[m],
@@ -54,7 +69,7 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
                 if (concurrency, conns) == (64, 1) {
                     c64[m] = out.rate();
                 }
-                let key = (tls, concurrency, conns);
+                let key = (m, concurrency, conns);
                 match runs.iter_mut().find(|(k, _)| *k == key) {
                     Some((_, v)) => v.push(out),
                     None => runs.push((key, vec![out])),
@@ -62,19 +77,22 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
             }
         }
         ratios.floor.push(fc.certs_per_core());
-        ratios.throughput.push(c64[0] / (2.0 * fc.certs_per_core()));
-        ratios.tls.push(c64[1] / c64[0]);
+        ratios
+            .throughput
+            .push(c64[PLAIN] / (2.0 * fc.certs_per_core()));
+        ratios.tls.push(c64[TLS] / c64[PLAIN]);
+        ratios.audit.push(c64[AUDIT] / c64[PLAIN]);
     }
     // Rows by mode, then case; each shows its median run (by throughput).
-    runs.sort_by_key(|((tls, c, n), _)| (*tls, *c, *n));
+    runs.sort_by_key(|((m, c, n), _)| (*m, *c, *n));
     let mut rows = Vec::new();
     let mut results = Vec::new();
-    for ((tls, concurrency, conns), mut outs) in runs {
+    for ((mode, concurrency, conns), mut outs) in runs {
         outs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
         let rates: Vec<String> = outs.iter().map(|o| format!("{:.0}", o.rate())).collect();
         let median = outs.swap_remove(outs.len() / 2);
         let req = requests(opts, concurrency);
-        let mut r = row(tls, concurrency, conns, req, &median);
+        let mut r = row(mode, concurrency, conns, req, &median);
         if rounds > 1 {
             r.note = format!(
                 "median of {rounds} runs ({}/s); {}",
@@ -83,7 +101,7 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
             );
         }
         rows.push(r);
-        results.push(((tls, concurrency, conns), median));
+        results.push(((mode, concurrency, conns), median));
     }
     (rows, targets(&results, &ratios))
 }
@@ -94,6 +112,23 @@ struct Ratios {
     floor: Vec<f64>,
     throughput: Vec<f64>,
     tls: Vec<f64>,
+    /// Audit on / off, plaintext c64.
+    audit: Vec<f64>,
+}
+
+/// The audit trail as the chart runs it: a file sink, checkpoints signed with Ed25519.
+fn audit_on(c: &mut certmint::config::Config, dir: &std::path::Path) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("audit key");
+    let key_path = dir.join("audit.key");
+    std::fs::write(&key_path, key.serialize_pem()).expect("audit key file");
+    c.audit.enabled = true;
+    c.audit.replica = Some("bench".into());
+    c.audit.checkpoint.key = Some(key_path);
+    c.audit.file = Some(certmint::audit::config::FileSinkConfig {
+        path: dir.join("audit.jsonl"),
+        max_size: 256 * 1024 * 1024,
+        keep: 2,
+    });
 }
 
 fn spec<'a>(
@@ -123,8 +158,12 @@ fn requests(opts: &Options, concurrency: usize) -> usize {
     opts.scaled(if concurrency == 1 { 3_000 } else { 30_000 })
 }
 
-fn case_name(tls: bool, concurrency: usize, conns: usize) -> String {
-    let mode = if tls { "TLS" } else { "plaintext" };
+fn case_name(mode: usize, concurrency: usize, conns: usize) -> String {
+    let mode = match mode {
+        TLS => "TLS",
+        AUDIT => "plaintext+audit",
+        _ => "plaintext",
+    };
     let conns = if conns == 1 {
         "1 conn".to_owned()
     } else {
@@ -133,10 +172,10 @@ fn case_name(tls: bool, concurrency: usize, conns: usize) -> String {
     format!("{mode}, c{concurrency}, {conns}")
 }
 
-fn row(tls: bool, concurrency: usize, conns: usize, requests: usize, out: &Outcome) -> Row {
+fn row(mode: usize, concurrency: usize, conns: usize, requests: usize, out: &Outcome) -> Row {
     let secs = out.wall.as_secs_f64();
     let server_cpu = out.process_cpu.saturating_sub(out.client_cpu).as_secs_f64();
-    let mut r = Row::new("e2e", case_name(tls, concurrency, conns))
+    let mut r = Row::new("e2e", case_name(mode, concurrency, conns))
         .metric("certs", out.rate(), "/s")
         .metric("p50", out.percentile_ms(0.50), "ms")
         .metric("p90", out.percentile_ms(0.90), "ms")
@@ -159,12 +198,12 @@ fn row(tls: bool, concurrency: usize, conns: usize, requests: usize, out: &Outco
     r.note(note)
 }
 
-type Results = [((bool, usize, usize), Outcome)];
+type Results = [((usize, usize, usize), Outcome)];
 
-fn find(results: &Results, tls: bool, concurrency: usize) -> Option<&Outcome> {
+fn find(results: &Results, mode: usize, concurrency: usize) -> Option<&Outcome> {
     results
         .iter()
-        .find(|((t, c, n), _)| *t == tls && *c == concurrency && *n == 1)
+        .find(|((m, c, n), _)| *m == mode && *c == concurrency && *n == 1)
         .map(|(_, o)| o)
 }
 
@@ -186,9 +225,14 @@ fn targets(results: &Results, ratios: &Ratios) -> Vec<Target> {
         0.85,
         "x",
     ));
-    for tls in [false, true] {
-        let mode = if tls { "TLS" } else { "plaintext" };
-        if let Some(o) = find(results, tls, 64) {
+    t.push(Target::at_least(
+        "e2e plaintext c64 with audit ≥ 0.9 × without (audit/off)",
+        median(ratios.audit.clone()),
+        0.9,
+        "x",
+    ));
+    for (m, mode) in [(PLAIN, "plaintext"), (TLS, "TLS")] {
+        if let Some(o) = find(results, m, 64) {
             t.push(Target::at_most(
                 format!("e2e {mode} p99 at c64"),
                 o.percentile_ms(0.99),
@@ -196,7 +240,7 @@ fn targets(results: &Results, ratios: &Ratios) -> Vec<Target> {
                 "ms",
             ));
         }
-        if let Some(o) = find(results, tls, 1) {
+        if let Some(o) = find(results, m, 1) {
             t.push(Target::at_most(
                 format!("e2e {mode} p99 at c1"),
                 o.percentile_ms(0.99),

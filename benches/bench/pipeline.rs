@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use certmint::authn::{Authenticator, AuthnError, Token};
+use certmint::authn::{Authenticated, Authenticator, AuthnError, Method, Token};
 use certmint::ca::{LeafNames, LeafPolicy};
 use certmint::certify::{Certifier, CertifyRequest};
 use certmint::clock::SystemClock;
@@ -111,9 +111,9 @@ impl Authenticator for InstantAuthn {
     fn authenticate<'a>(
         &'a self,
         _token: &'a Token,
-    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
-        let sa = self.0.clone();
-        Box::pin(async move { Ok(sa) })
+    ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
+        let caller = Authenticated::new(self.0.clone(), Method::Jwt, None);
+        Box::pin(async move { Ok(caller) })
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use certmint::authn::{Authenticator, AuthnError, Token};
+use certmint::authn::{Authenticated, Authenticator, AuthnError, Method, Token};
 use certmint::ca::LeafPolicy;
 use certmint::certify::Certifier;
 use certmint::clock::SystemClock;
@@ -29,7 +29,7 @@ impl Authenticator for Instant {
     fn authenticate<'a>(
         &'a self,
         token: &'a Token,
-    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
+    ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
         Box::pin(async move {
             if token.as_str() == "unavailable" {
                 return Err(AuthnError::Unavailable("fuzz".into()));
@@ -38,7 +38,9 @@ impl Authenticator for Instant {
                 .as_str()
                 .split_once('/')
                 .ok_or_else(|| AuthnError::Unauthenticated("not ns/name".into()))?;
-            ServiceAccount::new(ns, name).map_err(|e| AuthnError::Unauthenticated(e.to_string()))
+            let account = ServiceAccount::new(ns, name)
+                .map_err(|e| AuthnError::Unauthenticated(e.to_string()))?;
+            Ok(Authenticated::new(account, Method::Jwt, None))
         })
     }
 }

@@ -10,8 +10,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use serde::Deserialize;
 
-use super::{Authenticator, AuthnError, Token};
-use crate::identity::ServiceAccount;
+use super::{Authenticated, Authenticator, AuthnError, Method, Token};
 use crate::metrics::{Metrics, ResultLabel};
 
 /// How long a rejection is remembered.
@@ -19,7 +18,7 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 enum Outcome {
-    Authenticated(ServiceAccount, Duration),
+    Authenticated(Authenticated, Duration),
     Rejected(String),
 }
 
@@ -95,7 +94,7 @@ impl Authenticator for CachedAuthenticator {
     fn authenticate<'a>(
         &'a self,
         token: &'a Token,
-    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
+    ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
         Box::pin(async move {
             let entry = self
                 .cache
@@ -106,13 +105,15 @@ impl Authenticator for CachedAuthenticator {
                     AuthnError::Unavailable(m) => AuthnError::Unavailable(m.clone()),
                     AuthnError::Unauthenticated(m) => AuthnError::Unauthenticated(m.clone()),
                 })?;
-            let result = if entry.is_fresh() { "miss" } else { "hit" };
+            let fresh = entry.is_fresh();
+            let result = if fresh { "miss" } else { "hit" };
             self.metrics
                 .token_review_cache
                 .get_or_create(&ResultLabel { result })
                 .inc();
             match entry.into_value() {
-                Outcome::Authenticated(sa, _) => Ok(sa),
+                Outcome::Authenticated(a, _) if fresh => Ok(a),
+                Outcome::Authenticated(a, _) => Ok(a.with_method(Method::Cache)),
                 Outcome::Rejected(reason) => Err(AuthnError::Unauthenticated(reason)),
             }
         })

@@ -8,7 +8,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
-use super::{Authenticator, AuthnError, Token};
+use super::{Authenticated, Authenticator, AuthnError, Method, PodRef, Token};
 use crate::identity::ServiceAccount;
 
 /// The largest key file accepted (PEM or JWKS).
@@ -69,7 +69,7 @@ impl JwtAuthenticator {
         })
     }
 
-    fn verify(&self, token: &str) -> Result<ServiceAccount, AuthnError> {
+    fn verify(&self, token: &str) -> Result<Authenticated, AuthnError> {
         let header = decode_header(token).map_err(|_| reject("token is not a JWT"))?;
         let family = match header.alg {
             Algorithm::ES256 | Algorithm::ES384 => Family::Ec,
@@ -88,7 +88,10 @@ impl JwtAuthenticator {
         });
         for k in candidates {
             match decode::<Claims>(token, &k.key, &validation) {
-                Ok(data) => return data.claims.service_account(),
+                Ok(data) => {
+                    let account = data.claims.service_account()?;
+                    return Ok(Authenticated::new(account, Method::Jwt, data.claims.pod()));
+                }
                 Err(e) => last = classify(e),
             }
         }
@@ -100,7 +103,7 @@ impl Authenticator for JwtAuthenticator {
     fn authenticate<'a>(
         &'a self,
         token: &'a Token,
-    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
+    ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
         Box::pin(async move { self.verify(token.as_str()) })
     }
 }
@@ -138,6 +141,7 @@ struct Claims {
 struct Projected {
     namespace: String,
     serviceaccount: NamedRef,
+    pod: Option<PodClaim>,
 }
 
 #[derive(Deserialize)]
@@ -145,7 +149,19 @@ struct NamedRef {
     name: String,
 }
 
+#[derive(Deserialize)]
+struct PodClaim {
+    name: Option<String>,
+    uid: Option<String>,
+}
+
 impl Claims {
+    /// The pod a projected token is bound to, when it says so.
+    fn pod(&self) -> Option<PodRef> {
+        let pod = self.projected.as_ref()?.pod.as_ref()?;
+        PodRef::new(pod.name.as_deref(), pod.uid.as_deref())
+    }
+
     fn service_account(&self) -> Result<ServiceAccount, AuthnError> {
         let (ns, name) = match (&self.projected, &self.legacy_namespace, &self.legacy_name) {
             (Some(p), _, _) => (p.namespace.as_str(), p.serviceaccount.name.as_str()),

@@ -10,9 +10,8 @@ use tokio::sync::watch;
 
 use super::local::{LocalVerifier, Verdict};
 use super::tokenreview::{NoAnswer, ReviewError, TokenReviewer, Wait};
-use super::{Authenticator, AuthnError, Token};
+use super::{Authenticated, Authenticator, AuthnError, Method, Token};
 use crate::config::LocalVerification;
-use crate::identity::ServiceAccount;
 use crate::metrics::{Metrics, PathLabel, ResultLabel};
 
 /// TokenReview, with or without local verification in front of it.
@@ -47,7 +46,7 @@ impl KubernetesAuthenticator {
         }
     }
 
-    async fn check(&self, token: &Token) -> Result<ServiceAccount, AuthnError> {
+    async fn check(&self, token: &Token) -> Result<Authenticated, AuthnError> {
         let verdict = match (&self.local, self.mode) {
             (Some(local), LocalVerification::Fallback | LocalVerification::First) => {
                 local.verify(token).await
@@ -63,7 +62,7 @@ impl KubernetesAuthenticator {
                 self.answered_by("local");
                 Ok(sa)
             }
-            (Verdict::Valid(sa), _) => self.review_or_fallback(token, sa).await,
+            (Verdict::Valid(local), _) => self.review_or_fallback(token, local).await,
             (Verdict::NotJudged(_), _) => {
                 let answer = self.review.check(token, Wait::UpToTimeout).await;
                 self.answered_by("review");
@@ -76,8 +75,8 @@ impl KubernetesAuthenticator {
     async fn review_or_fallback(
         &self,
         token: &Token,
-        sa: ServiceAccount,
-    ) -> Result<ServiceAccount, AuthnError> {
+        local: Authenticated,
+    ) -> Result<Authenticated, AuthnError> {
         match self.review.check(token, Wait::No).await {
             Ok(reviewed) => {
                 self.answered_by("review");
@@ -92,7 +91,7 @@ impl KubernetesAuthenticator {
                         result: why.label(),
                     })
                     .inc();
-                Ok(sa)
+                Ok(local.with_method(Method::LocalFallback))
             }
             Err(e) => {
                 self.answered_by("review");
@@ -113,7 +112,7 @@ impl Authenticator for KubernetesAuthenticator {
     fn authenticate<'a>(
         &'a self,
         token: &'a Token,
-    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
+    ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
         Box::pin(self.check(token))
     }
 }

@@ -4,18 +4,17 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::Token;
 use super::jws;
 use super::keyset::{KeySet, Keys, KidLookup};
 use super::projected::{self, Claims, Policy};
-use crate::identity::ServiceAccount;
+use super::{Authenticated, Method, Token};
 use crate::metrics::{Metrics, ResultLabel};
 
 /// The local judgement of a token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Signature, issuer, audience, time window and claims all check out.
-    Valid(ServiceAccount),
+    Valid(Authenticated),
     /// The token fails a check that TokenReview would fail too: refuse it.
     Invalid(&'static str),
     /// Cannot be judged locally (legacy, long-lived, other issuer, no keys): review it.
@@ -84,7 +83,7 @@ impl LocalVerifier {
         };
         match verified_claims(token, &keys, alg, header.kid.as_deref()) {
             Some(verified) => match verified.check(&self.policy, unix_now()) {
-                Ok(sa) => Verdict::Valid(sa),
+                Ok(sa) => Verdict::Valid(Authenticated::new(sa, Method::Local, verified.pod())),
                 Err(why) => Verdict::Invalid(why),
             },
             None => Verdict::Invalid("token signature does not verify"),

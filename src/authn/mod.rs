@@ -1,6 +1,7 @@
 //! Authenticating workload tokens: the trait the Certify pipeline uses, and its backends.
 
 pub mod cache;
+pub mod caller;
 pub mod jws;
 pub mod jwt;
 pub mod keyset;
@@ -14,7 +15,7 @@ use std::fmt;
 
 use futures::future::BoxFuture;
 
-use crate::identity::ServiceAccount;
+pub use caller::{Authenticated, Method, PodRef};
 
 /// Why a token did not authenticate.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +28,12 @@ pub enum AuthnError {
     Unavailable(String),
 }
 
-/// Proves the service account behind a token.
+/// Proves the service account behind a token, and says how.
 pub trait Authenticator: Send + Sync + 'static {
     fn authenticate<'a>(
         &'a self,
         token: &'a Token,
-    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>>;
+    ) -> BoxFuture<'a, Result<Authenticated, AuthnError>>;
 }
 
 /// A bearer token, trimmed of the whitespace token files carry. `Debug` redacts it.

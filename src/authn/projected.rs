@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
+use super::PodRef;
 use crate::identity::ServiceAccount;
 
 /// What local verification needs to know besides the key set.
@@ -110,6 +111,12 @@ impl Claims {
         self.service_account()
     }
 
+    /// The pod the token is bound to, when it names one.
+    pub fn pod(&self) -> Option<PodRef> {
+        let pod = self.kubernetes.as_ref()?.pod.as_ref()?;
+        PodRef::new(pod.name.as_deref(), pod.uid.as_deref())
+    }
+
     fn service_account(&self) -> Result<ServiceAccount, &'static str> {
         let k = self
             .kubernetes
@@ -179,6 +186,10 @@ mod tests {
     fn accepts_a_well_formed_projected_token() {
         let sa = claims(|_| {}).check(&policy(), 2000).unwrap();
         assert_eq!(sa, ServiceAccount::new("emojivoto", "web").unwrap());
+        assert_eq!(
+            claims(|_| {}).pod(),
+            PodRef::new(Some("web-0"), Some("u-2"))
+        );
         assert_eq!(claims(|_| {}).not_judgeable(ISS, &policy()), None);
     }
 

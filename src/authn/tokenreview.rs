@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::limit::Backpressure;
-use super::{Authenticator, AuthnError, Token};
+use super::{Authenticated, Authenticator, AuthnError, Method, PodRef, Token};
 use crate::identity::ServiceAccount;
 use crate::metrics::{Metrics, ResultLabel};
 
@@ -94,7 +94,7 @@ impl TokenReviewer {
     }
 
     /// Reviews `token`; the answer, or why there is none.
-    pub async fn check(&self, token: &Token, wait: Wait) -> Result<ServiceAccount, ReviewError> {
+    pub async fn check(&self, token: &Token, wait: Wait) -> Result<Authenticated, ReviewError> {
         let mut sent = self.audiences.as_slice();
         let mut status = self.review(token, sent, wait).await?;
         let audience_error = status
@@ -117,13 +117,20 @@ impl TokenReviewer {
                 return Err(ReviewError::Rejected("token audiences do not match".into()));
             }
         }
-        let username = status
-            .user
-            .as_ref()
-            .and_then(|u| u.username.as_deref())
-            .unwrap_or_default();
-        ServiceAccount::from_username(username)
-            .map_err(|_| ReviewError::Rejected("token does not belong to a service account".into()))
+        let user = status.user.as_ref();
+        let username = user.and_then(|u| u.username.as_deref()).unwrap_or_default();
+        let account = ServiceAccount::from_username(username).map_err(|_| {
+            ReviewError::Rejected("token does not belong to a service account".into())
+        })?;
+        let extra = |key: &str| {
+            let values = user.and_then(|u| u.extra.as_ref()).and_then(|e| e.get(key));
+            values.and_then(|v| v.first()).map(String::as_str)
+        };
+        let pod = PodRef::new(
+            extra("authentication.kubernetes.io/pod-name"),
+            extra("authentication.kubernetes.io/pod-uid"),
+        );
+        Ok(Authenticated::new(account, Method::TokenReview, pod))
     }
 
     /// One TokenReview, within the back-pressure budget and certmint's own deadline
@@ -186,7 +193,7 @@ impl Authenticator for TokenReviewer {
     fn authenticate<'a>(
         &'a self,
         token: &'a Token,
-    ) -> BoxFuture<'a, Result<ServiceAccount, AuthnError>> {
+    ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
         Box::pin(async move { Ok(self.check(token, Wait::UpToTimeout).await?) })
     }
 }

@@ -1,5 +1,6 @@
 //! The `certmint` command line: argument definitions and dispatch.
 
+mod audit;
 mod ca;
 pub mod certify;
 pub mod check;
@@ -48,6 +49,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show a certificate chain (file or TLS server) and whether it verifies.
     Inspect(inspect::InspectArgs),
+    /// Check (`verify`) or search (`find`) issuance audit files.
+    Audit(audit::AuditArgs),
 }
 
 /// Runs the parsed command.
@@ -63,5 +66,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ca(args) => ca::run(args),
         Command::Check(args) => check::run(args).await,
         Command::Inspect(args) => inspect::run(args).await,
+        Command::Audit(args) => audit::run(args),
     }
 }

@@ -79,6 +79,19 @@ pub fn to_status(identity: &str, err: &CertifyError, log: &FailureLog) -> (Statu
     (Status::new(code, message), result_label(code))
 }
 
+/// The canonical name of a gRPC code, as audit records carry it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    }
+}
+
 /// The metric label for a gRPC code.
 pub fn result_label(code: Code) -> &'static str {
     match code {

@@ -59,4 +59,20 @@ limits:
   preface_timeout: {{ .Values.limits.prefaceTimeout | quote }}
   max_connections: {{ int .Values.limits.maxConnections }}
   max_header_list_size: {{ int .Values.limits.maxHeaderListSize }}
+audit:
+  enabled: {{ .Values.audit.enabled }}
+  on_failure: {{ .Values.audit.onFailure | quote }}
+  stdout: {{ .Values.audit.stdout }}
+  {{- if .Values.audit.file.enabled }}
+  file:
+    path: /var/lib/certmint/audit/{replica}/audit.jsonl
+    max_size: {{ int .Values.audit.file.maxSize }}
+    keep: {{ int .Values.audit.file.keep }}
+  {{- end }}
+  checkpoint:
+    interval: {{ .Values.audit.checkpoint.interval | quote }}
+    records: {{ int .Values.audit.checkpoint.records }}
+    {{- if .Values.audit.checkpoint.keySecret }}
+    key: /var/run/certmint/audit-key/tls.key
+    {{- end }}
 {{- end }}

@@ -128,8 +128,7 @@ pub fn new_issuer(
     let not_after = (now + lifetime).min(ca_cert.not_after);
     let mut params = ca_params(name, now, not_after, Some(path_len))?;
     params.use_authority_key_identifier_extension = true;
-    let issuer = rcgen::Issuer::from_ca_cert_der(&ca_cert.der, ca_key)
-        .map_err(|e| CreateError::Cert(e.to_string()))?;
+    let issuer = super::ca_signer(&ca_cert.der, ca_key).map_err(CreateError::Cert)?;
     let cert = params
         .signed_by(&key, &issuer)
         .map_err(|e| CreateError::Cert(e.to_string()))?;

@@ -113,8 +113,7 @@ impl Issuer {
         if let Some(bad) = chain.iter().find(|c| !c.is_valid_at(now)) {
             return Err(not_valid_now(bad));
         }
-        let signer = rcgen::Issuer::from_ca_cert_der(&cert.der, key)
-            .map_err(|e| IssuerError::Signing(e.to_string()))?;
+        let signer = super::ca_signer(&cert.der, key).map_err(IssuerError::Signing)?;
         let mut issuer = Issuer {
             signer,
             digest: material.digest(),

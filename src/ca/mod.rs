@@ -7,12 +7,14 @@ pub mod create;
 mod issuer;
 pub mod keys;
 mod leaf;
+mod signer;
 mod store;
 pub mod verify;
 
 pub use anchors::{AnchorError, TrustAnchors};
 pub use issuer::{Issuer, IssuerError, IssuerMaterial};
 pub use leaf::{LeafNames, LeafPolicy, SignError, SignedLeaf};
+pub use signer::ca_signer;
 pub use store::{CaState, CaStore};
 
 use std::time::SystemTime;

@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::pki::Ca;
 use common::*;
 use fake_kube::{FakeKube, TokenSpec};
 use rcgen::KeyPair;
@@ -22,11 +21,7 @@ const WAIT: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn serve_records_tokenreview_callers_on_file_and_stdout_and_drains_on_sigterm() {
     let kube = FakeKube::start().await;
-    let files = CaFiles::new();
-    let root = Ca::root("root");
-    let issuer = root.issuer("issuer");
-    files.write_anchors(&root.cert_pem);
-    files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
+    let files = CaFiles::with_fresh_ca();
     let kubeconfig = files.dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig);
     let audit = files
@@ -88,14 +83,7 @@ async fn serve_records_tokenreview_callers_on_file_and_stdout_and_drains_on_sigt
     certify(&mut c, &id, kube.mint(&spec), csr).await.unwrap();
     drop(c); // an open connection holds the graceful shutdown for up to shutdown_grace
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let mut stdout = String::new();
     child
         .stdout

@@ -12,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::pki::Ca;
 use common::*;
 use fake_kube::{FakeKube, Outage, TokenSpec};
 use rcgen::KeyPair;
@@ -60,11 +59,7 @@ fn wait_line(rx: &mpsc::Receiver<Value>, message: &str, limit: Duration) -> Valu
 #[tokio::test]
 async fn serve_binary_certifies_through_an_outage_and_summarises_fallbacks() {
     let kube = FakeKube::start().await;
-    let files = CaFiles::new();
-    let root = Ca::root("root");
-    let issuer = root.issuer("issuer");
-    files.write_anchors(&root.cert_pem);
-    files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
+    let files = CaFiles::with_fresh_ca();
     let kubeconfig = files.dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig);
     let config = files.dir.path().join("certmint.yaml");

@@ -98,14 +98,7 @@ async fn sigterm_lets_an_in_flight_call_finish() {
         "the call never reached TokenReview"
     );
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let resp = tokio::time::timeout(WAIT, call)
         .await
         .expect("in-flight call hung")

@@ -196,6 +196,16 @@ impl CaFiles {
         }
     }
 
+    /// A layout already holding a fresh root as the anchor and an issuer it signed.
+    pub fn with_fresh_ca() -> Self {
+        let files = Self::new();
+        let root = pki::Ca::root("root");
+        let issuer = root.issuer("issuer");
+        files.write_anchors(&root.cert_pem);
+        files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
+        files
+    }
+
     pub fn write_anchors(&self, pem: &str) {
         write_atomic(&self.anchors, pem.as_bytes());
     }
@@ -273,4 +283,14 @@ pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (code, body)
+}
+
+/// Sends SIGTERM to a child process (graceful shutdown).
+pub fn sigterm(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
 }

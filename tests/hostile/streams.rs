@@ -22,12 +22,7 @@ pub async fn cases(ctx: &Ctx<'_>) {
     let mut pending = Vec::new();
     for _ in 0..50 {
         let mut s = send.clone().ready().await.unwrap();
-        let req = http::Request::post(format!("http://certmint{CERTIFY_PATH}"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .unwrap();
-        let (resp, mut body) = s.send_request(req, false).unwrap();
+        let (resp, mut body) = s.send_request(certify_request(), false).unwrap();
         body.send_data(msg.clone(), true).unwrap();
         pending.push(resp);
     }
@@ -61,12 +56,7 @@ pub async fn cases(ctx: &Ctx<'_>) {
     let (send, conn) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(conn);
     let mut s = send.ready().await.unwrap();
-    let req = http::Request::post(format!("http://certmint{CERTIFY_PATH}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    let (resp, mut body) = s.send_request(req, false).unwrap();
+    let (resp, mut body) = s.send_request(certify_request(), false).unwrap();
     body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 50, 0x0a]), false)
         .unwrap();
     let t = Instant::now();
@@ -90,4 +80,13 @@ pub async fn cases(ctx: &Ctx<'_>) {
     );
 
     drop(body);
+}
+
+/// The headers of a Certify call, as a gRPC client sends them.
+fn certify_request() -> http::Request<()> {
+    http::Request::post(format!("http://certmint{CERTIFY_PATH}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
 }

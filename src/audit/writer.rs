@@ -27,8 +27,8 @@ const PROBE: Duration = Duration::from_secs(1);
 /// Under load (the last batch was written less than `BUSY` ago) the writer waits `LINGER`
 /// for more records before writing, so that one write carries many; when idle it writes
 /// at once.
-const BUSY: Duration = Duration::from_millis(2);
-const LINGER: Duration = Duration::from_micros(250);
+const BUSY: Duration = Duration::from_millis(5);
+const LINGER: Duration = Duration::from_millis(1);
 
 /// Why the audit trail could not take a record, or could not start.
 #[derive(Debug, thiserror::Error)]

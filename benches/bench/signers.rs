@@ -42,98 +42,61 @@ fn message() -> Vec<u8> {
     (0..TBS_BYTES).map(|i| i as u8).collect()
 }
 
-struct RingBench {
-    rng: ring::rand::SystemRandom,
-    key: ring::signature::EcdsaKeyPair,
-    msg: Vec<u8>,
-    sig: Vec<u8>,
-    public: ring::signature::UnparsedPublicKey<Vec<u8>>,
-}
-
-impl RingBench {
-    fn new() -> Self {
-        use ring::signature::{self as s, KeyPair};
-        let rng = ring::rand::SystemRandom::new();
-        let alg = &s::ECDSA_P256_SHA256_ASN1_SIGNING;
-        let pkcs8 = s::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("key");
-        let key = s::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("key");
-        let msg = message();
-        let sig = key.sign(&rng, &msg).expect("sign").as_ref().to_vec();
-        let public = s::UnparsedPublicKey::new(
-            &s::ECDSA_P256_SHA256_ASN1,
-            key.public_key().as_ref().to_vec(),
-        );
-        RingBench {
-            rng,
-            key,
-            msg,
-            sig,
-            public,
+/// A sign/verify pair on one library; ring and aws-lc-rs share this API but for how a
+/// key pair is read from PKCS#8 (`$from`).
+macro_rules! p256_bench {
+    ($name:ident, $lib:ident, $from:expr) => {
+        struct $name {
+            rng: $lib::rand::SystemRandom,
+            key: $lib::signature::EcdsaKeyPair,
+            msg: Vec<u8>,
+            sig: Vec<u8>,
+            public: $lib::signature::UnparsedPublicKey<Vec<u8>>,
         }
-    }
-}
 
-impl Signer for RingBench {
-    fn sign(&mut self) {
-        black_box(
-            self.key
-                .sign(&self.rng, black_box(&self.msg))
-                .expect("sign"),
-        );
-    }
-
-    fn verify(&mut self) {
-        let sig = black_box(&self.sig);
-        self.public
-            .verify(black_box(&self.msg), sig)
-            .expect("verify");
-    }
-}
-
-struct AwsLcBench {
-    rng: aws_lc_rs::rand::SystemRandom,
-    key: aws_lc_rs::signature::EcdsaKeyPair,
-    msg: Vec<u8>,
-    sig: Vec<u8>,
-    public: aws_lc_rs::signature::UnparsedPublicKey<Vec<u8>>,
-}
-
-impl AwsLcBench {
-    fn new() -> Self {
-        use aws_lc_rs::signature::{self as s, KeyPair};
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let alg = &s::ECDSA_P256_SHA256_ASN1_SIGNING;
-        let pkcs8 = s::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("key");
-        let key = s::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).expect("key");
-        let msg = message();
-        let sig = key.sign(&rng, &msg).expect("sign").as_ref().to_vec();
-        let public = s::UnparsedPublicKey::new(
-            &s::ECDSA_P256_SHA256_ASN1,
-            key.public_key().as_ref().to_vec(),
-        );
-        AwsLcBench {
-            rng,
-            key,
-            msg,
-            sig,
-            public,
+        impl $name {
+            fn new() -> Self {
+                use $lib::signature::{self as s, KeyPair};
+                let rng = $lib::rand::SystemRandom::new();
+                let alg = &s::ECDSA_P256_SHA256_ASN1_SIGNING;
+                let pkcs8 = s::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("key");
+                let key = $from(alg, pkcs8.as_ref(), &rng).expect("key");
+                let msg = message();
+                let sig = key.sign(&rng, &msg).expect("sign").as_ref().to_vec();
+                let public = s::UnparsedPublicKey::new(
+                    &s::ECDSA_P256_SHA256_ASN1,
+                    key.public_key().as_ref().to_vec(),
+                );
+                $name {
+                    rng,
+                    key,
+                    msg,
+                    sig,
+                    public,
+                }
+            }
         }
-    }
+
+        impl Signer for $name {
+            fn sign(&mut self) {
+                black_box(
+                    self.key
+                        .sign(&self.rng, black_box(&self.msg))
+                        .expect("sign"),
+                );
+            }
+
+            fn verify(&mut self) {
+                let sig = black_box(&self.sig);
+                self.public
+                    .verify(black_box(&self.msg), sig)
+                    .expect("verify");
+            }
+        }
+    };
 }
 
-impl Signer for AwsLcBench {
-    fn sign(&mut self) {
-        black_box(
-            self.key
-                .sign(&self.rng, black_box(&self.msg))
-                .expect("sign"),
-        );
-    }
-
-    fn verify(&mut self) {
-        let sig = black_box(&self.sig);
-        self.public
-            .verify(black_box(&self.msg), sig)
-            .expect("verify");
-    }
-}
+p256_bench!(RingBench, ring, ring::signature::EcdsaKeyPair::from_pkcs8);
+p256_bench!(AwsLcBench, aws_lc_rs, |alg, pkcs8, _rng| {
+    aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8)
+});

@@ -36,9 +36,10 @@ pub struct Certified {
     pub serial: [u8; 16],
     /// SHA-256 of the leaf's SubjectPublicKeyInfo (the CSR's key).
     pub spki_sha256: [u8; 32],
-    /// The issuer that signed the leaf: its serial (hex) and the SHA-256 of its DER.
+    /// The issuer that signed the leaf: its serial and the SHA-256 of its DER (hex, both
+    /// computed once when the issuer was loaded).
     pub issuer_serial: String,
-    pub issuer_sha256: [u8; 32],
+    pub issuer_sha256: String,
 }
 
 /// Every way Certify can fail, one variant per row of the DESIGN.md §3 table.
@@ -153,7 +154,7 @@ impl Certifier {
             serial: leaf.serial,
             spki_sha256: crate::ca::cert::sha256(csr.spki_der()),
             issuer_serial: issuer.serial_hex.clone(),
-            issuer_sha256: crate::ca::cert::sha256(&issuer.der),
+            issuer_sha256: issuer.fingerprint_sha256.clone(),
         })
     }
 }

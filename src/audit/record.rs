@@ -157,7 +157,7 @@ impl CertFields {
             sha256: hex(&crate::ca::cert::sha256(&c.leaf)),
             spki_sha256: hex(&c.spki_sha256),
             issuer_serial: c.issuer_serial.clone(),
-            issuer_sha256: hex(&c.issuer_sha256),
+            issuer_sha256: c.issuer_sha256.clone(),
         }
     }
 }

@@ -5,7 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-env-changed=CERTMINT_GIT_COMMIT");
     watch_git();
-    let fds = protox::compile(["identity.proto"], ["proto"])?;
+    let fds = protox::compile(["identity.proto", "istio_ca.proto"], ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out.join("identity_descriptor.bin"),

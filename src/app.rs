@@ -11,28 +11,24 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditLog, OnFailure};
-use crate::authn::Authenticator;
-use crate::authn::cache::CachedAuthenticator;
-use crate::authn::jwt::JwtAuthenticator;
-use crate::authn::keyset::KeySet;
-use crate::authn::kubernetes::{FallbackSummary, KubernetesAuthenticator};
-use crate::authn::limit::Backpressure;
-use crate::authn::local::LocalVerifier;
-use crate::authn::projected::Policy;
-use crate::authn::tokenreview::TokenReviewer;
 use crate::ca::{CaStore, LeafNames, LeafPolicy};
 use crate::certify::Certifier;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AuthnMode, Config, LocalVerification, SourceKind};
-use crate::grpc::IdentityService;
+use crate::config::{AuthnMode, Config, SourceKind};
+use crate::grpc::{CallHandler, IdentityService, IstioService};
 use crate::identity::Naming;
+use crate::impersonation::Impersonation;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::sources::events::EventReporter;
 use crate::sources::files::FileSources;
 use crate::sources::kube as kube_sources;
+use crate::sources::pods::PodIndex;
 use crate::sources::{NoReport, ReloadReporter, Reloader, Reminders};
 use crate::tls::{Renewer, ServingCert};
+
+mod authn;
+use authn::Authenticators;
 
 /// A running server.
 pub struct Server {
@@ -97,19 +93,23 @@ impl Server {
             true => Some(AuditLog::start(&config.audit, metrics.clone())?),
             false => None,
         };
-        let authn =
-            build_authenticator(&config, kube.as_ref(), &metrics, &shutdown_rx, &mut tasks)?;
+        let authenticators =
+            Authenticators::start(&config, kube.as_ref(), &metrics, &shutdown_rx, &mut tasks)?;
         let policy = LeafPolicy {
             lifetime: config.issuance.lifetime,
             clock_skew: config.issuance.clock_skew,
         };
-        let certifier = Arc::new(Certifier::new(
-            store.clone(),
-            authn,
-            naming.clone(),
-            policy,
-            clock.clone(),
-        ));
+        let certifier =
+            |authn| Certifier::new(store.clone(), authn, naming.clone(), policy, clock.clone());
+        let linkerd = certifier(authenticators.for_audiences(&config.authn.audiences)?);
+        let istio = match config.istio.enabled {
+            true => {
+                let authn = authenticators.for_audiences(&config.istio.audiences)?;
+                let pods = start_pod_index(&config, kube.as_ref(), &shutdown_rx, &mut tasks)?;
+                Some(with_impersonation(certifier(authn), &config, pods)?)
+            }
+            false => None,
+        };
 
         let serving_cert = config.tls.enabled.then(|| Arc::new(ServingCert::default()));
         if let Some(cert) = &serving_cert {
@@ -159,17 +159,28 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on listen {}", config.listen))?;
         let grpc_addr = grpc.local_addr()?;
-        let mut service =
-            IdentityService::new(certifier, metrics.clone(), config.limits.request_timeout);
-        if let Some(a) = &audit {
-            service = service.with_audit(a.clone());
-            if a.policy() == OnFailure::Refuse {
-                readiness.set_audit(a.clone());
-            }
+        let calls = |api, certifier| {
+            let handler = CallHandler::new(
+                api,
+                Arc::new(certifier),
+                metrics.clone(),
+                config.limits.request_timeout,
+            );
+            Arc::new(match &audit {
+                Some(a) => handler.with_audit(a.clone()),
+                None => handler,
+            })
+        };
+        if let Some(a) = audit.as_ref().filter(|a| a.policy() == OnFailure::Refuse) {
+            readiness.set_audit(a.clone());
         }
+        let identity = IdentityService::new(calls("linkerd", linkerd));
+        let istio =
+            istio.map(|c| IstioService::new(calls("istio", c), config.istio.cluster_ids.clone()));
         let grpc = crate::serve::spawn(crate::serve::GrpcServer {
             listener: grpc,
-            identity: service,
+            identity,
+            istio,
             limits: config.limits.clone(),
             tls: serving_cert.map(crate::tls::server_config),
             readiness: readiness.clone(),
@@ -257,88 +268,6 @@ fn start_sources(
     }
 }
 
-/// How often the local-fallback summary line is written (when there is something to say).
-const FALLBACK_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
-
-fn build_authenticator(
-    config: &Config,
-    kube: Option<&kube::Client>,
-    metrics: &Arc<Metrics>,
-    shutdown: &watch::Receiver<bool>,
-    tasks: &mut Vec<JoinHandle<()>>,
-) -> anyhow::Result<Arc<dyn Authenticator>> {
-    let a = &config.authn;
-    let k = &a.kubernetes;
-    let cached = |inner: Arc<dyn Authenticator>| -> Arc<dyn Authenticator> {
-        Arc::new(CachedAuthenticator::new(
-            inner,
-            &a.audiences,
-            k.cache_ttl,
-            k.cache_size,
-            metrics.clone(),
-        ))
-    };
-    match (a.mode, kube) {
-        (AuthnMode::Jwt, _) => {
-            let jwt = JwtAuthenticator::from_files(
-                &a.jwt.keys,
-                a.jwt.issuers.clone(),
-                a.audiences.clone(),
-            )?;
-            Ok(cached(Arc::new(jwt)))
-        }
-        (AuthnMode::Kubernetes, Some(client)) => {
-            let limit =
-                Backpressure::new(k.max_in_flight, k.qps, k.burst, k.timeout, metrics.clone());
-            let reviewer = TokenReviewer::new(
-                client.clone(),
-                a.audiences.clone(),
-                k.legacy_fallback,
-                k.timeout,
-                limit,
-                metrics.clone(),
-            );
-            let local = (k.local_verification != LocalVerification::Off).then(|| {
-                let keys = Arc::new(KeySet::new(
-                    client.clone(),
-                    k.issuer.clone(),
-                    k.timeout,
-                    metrics.clone(),
-                ));
-                let run = keys.clone().run(k.key_refresh_interval, shutdown.clone());
-                tasks.push(tokio::spawn(run));
-                let policy = Policy {
-                    audiences: a.audiences.clone(),
-                    skew: k.token_clock_skew,
-                    max_lifetime: k.max_token_lifetime,
-                };
-                LocalVerifier::new(keys, policy, metrics.clone())
-            });
-            let summary = Arc::new(FallbackSummary::default());
-            tasks.push(tokio::spawn(
-                summary
-                    .clone()
-                    .run(FALLBACK_SUMMARY_INTERVAL, shutdown.clone()),
-            ));
-            tracing::info!(
-                local_verification = k.local_verification.as_str(),
-                "Kubernetes token authentication"
-            );
-            let authn = KubernetesAuthenticator::new(
-                k.local_verification,
-                local,
-                reviewer,
-                summary,
-                metrics.clone(),
-            );
-            Ok(cached(Arc::new(authn)))
-        }
-        (AuthnMode::Kubernetes, None) => {
-            anyhow::bail!("authn.mode kubernetes needs a Kubernetes client")
-        }
-    }
-}
-
 /// Readiness stays false until the API server confirms certmint may create TokenReviews;
 /// re-asked every 10 s so an RBAC fix is picked up without a restart.
 async fn confirm_tokenreview_access(
@@ -369,6 +298,37 @@ fn needs_kube(c: &Config) -> bool {
     c.authn.mode == AuthnMode::Kubernetes
         || c.issuer.source == SourceKind::Kubernetes
         || c.trust_anchors.source == SourceKind::Kubernetes
+        || c.istio.impersonation()
+}
+
+/// The pod watch behind impersonation checks, when trusted node accounts are configured.
+fn start_pod_index(
+    config: &Config,
+    kube: Option<&kube::Client>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<Option<Arc<PodIndex>>> {
+    if !config.istio.impersonation() {
+        return Ok(None);
+    }
+    let client = kube.context("istio.trusted_node_accounts needs a Kubernetes client to watch pods; set kubeconfig or run in a cluster")?;
+    let pods = Arc::new(PodIndex::default());
+    tasks.push(tokio::spawn(
+        pods.clone().run(client.clone(), shutdown.clone()),
+    ));
+    Ok(Some(pods))
+}
+
+fn with_impersonation(
+    certifier: Certifier,
+    config: &Config,
+    pods: Option<Arc<PodIndex>>,
+) -> anyhow::Result<Certifier> {
+    let Some(pods) = pods else {
+        return Ok(certifier);
+    };
+    let trusted = config.istio.trusted_accounts()?;
+    Ok(certifier.with_impersonation(Impersonation::new(trusted, pods)))
 }
 
 /// The throwaway identity used to prove a new issuer can sign verifiable leaves.
@@ -376,16 +336,24 @@ pub fn probe_names(naming: &Naming) -> LeafNames {
     let sa = crate::identity::ServiceAccount::new("certmint-probe", "certmint-probe")
         .expect("valid static labels");
     LeafNames {
-        dns: naming.linkerd_name(&sa),
+        dns: vec![naming.linkerd_name(&sa)],
         uri: Some(naming.spiffe_id(&sa)),
     }
 }
 
+/// The serving certificate's names: the Linkerd identity name first, then the extra names
+/// clients dial (`tls.extra_names`, e.g. `certmint.linkerd.svc` for Istio's agents).
 fn server_names(config: &Config, naming: &Naming) -> LeafNames {
-    let dns = config.server_name();
+    let name = config.server_name();
     let uri = naming
-        .parse_linkerd_name(&dns)
+        .parse_linkerd_name(&name)
         .map(|sa| naming.spiffe_id(&sa));
+    let mut dns = vec![name];
+    for extra in &config.tls.extra_names {
+        if !dns.contains(extra) {
+            dns.push(extra.clone());
+        }
+    }
     LeafNames { dns, uri }
 }
 

@@ -9,6 +9,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::identity::{Naming, is_dns1123_label, is_dns1123_subdomain};
 
+mod istio;
+pub use istio::IstioConfig;
+
 /// A configuration problem, naming the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -99,6 +102,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub limits: Limits,
     pub audit: crate::audit::AuditConfig,
+    pub istio: IstioConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -182,6 +186,9 @@ pub struct TlsConfig {
     /// The identity the serving certificate names; defaults to
     /// `certmint.CONTROL_NS.serviceaccount.identity.CONTROL_NS.TRUST_DOMAIN`.
     pub server_name: Option<String>,
+    /// Further DNS names for the serving certificate: the addresses clients dial by name,
+    /// e.g. `certmint.linkerd.svc` for Istio's agents and ztunnel.
+    pub extra_names: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -227,6 +234,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             limits: Limits::default(),
             audit: crate::audit::AuditConfig::default(),
+            istio: IstioConfig::default(),
         }
     }
 }
@@ -300,6 +308,7 @@ impl Default for TlsConfig {
         Self {
             enabled: true,
             server_name: None,
+            extra_names: Vec::new(),
         }
     }
 }
@@ -407,6 +416,18 @@ impl Config {
         }
         self.validate_authn()?;
         self.validate_limits()?;
+        if let Some(bad) = self
+            .tls
+            .extra_names
+            .iter()
+            .find(|n| !is_dns1123_subdomain(n))
+        {
+            return Err(invalid(
+                "tls.extra_names",
+                format!("{bad:?} is not a DNS name such as certmint.linkerd.svc"),
+            ));
+        }
+        self.istio.validate()?;
         self.audit.validate()
     }
 

@@ -92,6 +92,29 @@ impl VerifiedCsr {
     }
 }
 
+impl VerifiedCsr {
+    /// Step 5 for a SPIFFE-only leaf (Istio's API): exactly one URI SAN and no other SAN;
+    /// CN absent or equal to it; equal to `expected` when the request names the identity.
+    /// Returns the URI the CSR asks for.
+    pub fn spiffe_name(&self, expected: Option<&str>) -> Result<&str, CsrError> {
+        let [uri] = self.uris.as_slice() else {
+            return Err(CsrError::Names(
+                "expected exactly one URI SAN (a SPIFFE ID)",
+            ));
+        };
+        if !self.dns_names.is_empty() || self.other_names > 0 {
+            return Err(CsrError::Names("only a URI SAN is allowed"));
+        }
+        if self.common_names.len() > 1 || self.common_names.iter().any(|cn| cn != uri) {
+            return Err(CsrError::Names("subject CN differs from the SPIFFE ID"));
+        }
+        if expected.is_some_and(|e| e != uri) {
+            return Err(CsrError::Names("URI SAN is not the requested identity"));
+        }
+        Ok(uri)
+    }
+}
+
 /// Steps 3 and 4: parse, verify the self-signature, check the key algorithm.
 pub fn verify(der: &[u8]) -> Result<VerifiedCsr, CsrError> {
     let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|_| CsrError::Malformed)?;

@@ -117,6 +117,16 @@ impl Naming {
         let (sa, ns) = name.strip_suffix(&suffix)?.split_once('.')?;
         ServiceAccount::new(ns, sa).ok()
     }
+
+    /// The service account a SPIFFE ID of this trust domain denotes
+    /// (`spiffe://TRUST_DOMAIN/ns/NS/sa/SA`, nothing more).
+    pub fn parse_spiffe_id(&self, id: &str) -> Option<ServiceAccount> {
+        let path = id
+            .strip_prefix("spiffe://")?
+            .strip_prefix(self.trust_domain.as_str())?;
+        let (ns, sa) = path.strip_prefix("/ns/")?.split_once("/sa/")?;
+        ServiceAccount::new(ns, sa).ok()
+    }
 }
 
 /// RFC 1123 label as Kubernetes uses it: lowercase alphanumerics and '-', ≤ 63 chars.
@@ -170,6 +180,23 @@ mod tests {
             naming().parse_linkerd_name("web.shop.serviceaccount.identity.other.cluster.local"),
             None
         );
+    }
+
+    #[test]
+    fn spiffe_id_round_trips_only_for_this_trust_domain() {
+        let n = naming();
+        let sa = ServiceAccount::new("shop", "web").unwrap();
+        assert_eq!(n.parse_spiffe_id(&n.spiffe_id(&sa)), Some(sa));
+        for bad in [
+            "spiffe://cluster.local.evil/ns/shop/sa/web",
+            "spiffe://other.local/ns/shop/sa/web",
+            "spiffe://cluster.local/ns/shop/sa/web/extra",
+            "spiffe://cluster.local/ns/Shop/sa/web",
+            "spiffe://cluster.local/sa/web/ns/shop",
+            "https://cluster.local/ns/shop/sa/web",
+        ] {
+            assert_eq!(n.parse_spiffe_id(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod csr;
 pub mod fsutil;
 pub mod grpc;
 pub mod identity;
+pub mod impersonation;
 pub mod kubeclient;
 pub mod listen;
 pub mod logsum;

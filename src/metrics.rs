@@ -305,12 +305,7 @@ impl Metrics {
     }
 
     fn precreate(&self) {
-        for result in CERTIFY_RESULTS {
-            let _ = self.certify_requests.get_or_create(&CertifyLabels {
-                api: "linkerd",
-                result,
-            });
-        }
+        self.precreate_api("linkerd");
         for result in RELOAD_RESULTS {
             for source in ["files", "kubernetes"] {
                 let _ = self
@@ -356,6 +351,16 @@ impl Metrics {
     }
 
     /// Counts one Certify outcome.
+    /// Pre-creates the Certify series of a wire API (`linkerd`, `istio`) so dashboards show
+    /// zeros rather than gaps.
+    pub fn precreate_api(&self, api: &'static str) {
+        for result in CERTIFY_RESULTS {
+            let _ = self
+                .certify_requests
+                .get_or_create(&CertifyLabels { api, result });
+        }
+    }
+
     pub fn certify(&self, api: &'static str, result: &'static str, seconds: f64) {
         let _ = self
             .certify_requests

@@ -1,5 +1,6 @@
-//! The gRPC listener: Identity, `grpc.health.v1` and reflection on one port, plaintext or
-//! TLS, with limits and a bounded graceful shutdown.
+//! The gRPC listener: Linkerd's Identity, Istio's CA service (when enabled),
+//! `grpc.health.v1` and reflection on one port, plaintext or TLS, with limits and a
+//! bounded graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::config::Limits;
-use crate::grpc::IdentityService;
 use crate::grpc::deadline::DeadlineLayer;
+use crate::grpc::{IdentityService, IstioService};
 use crate::listen::incoming;
 use crate::metrics::Metrics;
 use crate::proto::identity_server::IdentityServer;
@@ -24,6 +25,8 @@ use crate::readiness::Readiness;
 pub struct GrpcServer {
     pub listener: TcpListener,
     pub identity: IdentityService,
+    /// Istio's CA API, when `istio.enabled`.
+    pub istio: Option<IstioService>,
     pub limits: Limits,
     pub tls: Option<Arc<ServerConfig>>,
     pub readiness: Arc<Readiness>,
@@ -62,7 +65,8 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
             .http2_keepalive_timeout(Some(l.keepalive_timeout))
             .add_service(health)
             .add_service(reflection)
-            .add_service(s.identity.into_server(l.max_message_size));
+            .add_service(s.identity.into_server(l.max_message_size))
+            .add_optional_service(s.istio.map(|i| i.into_server(l.max_message_size)));
         let mut stop = s.shutdown.clone();
         let signal = async move {
             let _ = stop.wait_for(|v| *v).await;

@@ -89,7 +89,7 @@ impl Renewer {
                 Metrics::set_time(&self.metrics.serving_cert_expiry, not_after);
                 let life = not_after.duration_since(not_before).unwrap_or_default();
                 let renew_at = not_before + life.mul_f64(0.7);
-                tracing::info!(name = %self.names.dns, not_after = %crate::ca::fmt_time(not_after), "serving certificate issued");
+                tracing::info!(names = ?self.names.dns, not_after = %crate::ca::fmt_time(not_after), "serving certificate issued");
                 Some((digest, renew_at))
             }
             Err(e) => {

@@ -27,30 +27,18 @@ struct Shared {
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let files = CaFiles::new();
-                let root = Ca::root("pipeline root");
-                let issuer = root.issuer("pipeline issuer");
-                files.write_anchors(&root.cert_pem);
-                files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
-                let server = files.start().await;
-                assert!(server.readiness.check().is_ok(), "server not ready");
-                let addr = server.grpc_addr;
-                tx.send(Shared {
-                    addr,
-                    files,
-                    root_der: root.der,
-                    issuer_der: issuer.der,
-                })
-                .unwrap();
-                let _keep = server;
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().unwrap()
+        let files = CaFiles::new();
+        let root = Ca::root("pipeline root");
+        let issuer = root.issuer("pipeline issuer");
+        files.write_anchors(&root.cert_pem);
+        files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
+        let (addr, _) = background_server(files.config());
+        Shared {
+            addr,
+            files,
+            root_der: root.der,
+            issuer_der: issuer.der,
+        }
     })
 }
 

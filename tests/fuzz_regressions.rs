@@ -31,7 +31,7 @@ fn issuer_with_an_attribute_type_rcgen_cannot_encode_is_refused() {
     let now = SystemTime::now();
     let anchors = TrustAnchors::from_pem(root.cert_pem.as_bytes(), now).unwrap();
     let probe = LeafNames {
-        dns: linkerd_name("shop", "web"),
+        dns: vec![linkerd_name("shop", "web")],
         uri: None,
     };
     let Err(err) = Issuer::load(&material, &anchors, &probe, now) else {

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use certmint::app::Server;
 use common::pki::Ca;
+use common::tls::{channel_over, rustls_client};
 use common::*;
-use hyper_util::rt::TokioIo;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use rcgen::KeyPair;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio_rustls::TlsConnector;
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Uri};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 const SERVER_NAME: &str = "certmint.linkerd.serviceaccount.identity.linkerd.cluster.local";
 const WAIT: Duration = Duration::from_secs(20);
@@ -50,43 +50,6 @@ async fn start_tls(clock: Option<TestClock>) -> Tls {
         root,
         server,
     }
-}
-
-/// A raw rustls client: trusts only `root`, verifies `SERVER_NAME`, optional ALPN and
-/// client certificate, exactly what a proxy controls.
-fn rustls_client(
-    root: &Ca,
-    alpn: bool,
-    client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(root.der.clone())).unwrap();
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let mut cfg = match client_cert {
-        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    if alpn {
-        cfg.alpn_protocols = vec![b"h2".to_vec()];
-    }
-    Arc::new(cfg)
-}
-
-/// A gRPC channel over a TLS connection made by `cfg` (h2 prior knowledge when no ALPN).
-async fn channel_over(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> Channel {
-    let connector = tower::service_fn(move |_: Uri| {
-        let cfg = cfg.clone();
-        async move {
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            let name = ServerName::try_from(SERVER_NAME).unwrap();
-            let tls = TlsConnector::from(cfg).connect(name, tcp).await?;
-            Ok::<_, std::io::Error>(TokioIo::new(tls))
-        }
-    });
-    Endpoint::from_static("http://certmint.invalid")
-        .connect_with_connector(connector)
-        .await
-        .unwrap()
 }
 
 async fn certify_over(
@@ -126,7 +89,7 @@ async fn tls_clients_like_linkerd2_proxy_get_certificates() {
     // No ALPN at all (what linkerd2-proxy offers).
     certify_over(
         &t.files,
-        channel_over(addr, rustls_client(&t.root, false, None)).await,
+        channel_over(addr, SERVER_NAME, rustls_client(&t.root.der, false, None)).await,
     )
     .await
     .unwrap();
@@ -134,7 +97,9 @@ async fn tls_clients_like_linkerd2_proxy_get_certificates() {
     // A renewing proxy presents its current leaf as a client certificate.
     let key = KeyPair::generate().unwrap();
     let id = linkerd_name("shop", "web");
-    let mut c = IdentityClient::new(channel_over(addr, rustls_client(&t.root, false, None)).await);
+    let mut c = IdentityClient::new(
+        channel_over(addr, SERVER_NAME, rustls_client(&t.root.der, false, None)).await,
+    );
     let leaf = certify(
         &mut c,
         &id,
@@ -150,7 +115,12 @@ async fn tls_clients_like_linkerd2_proxy_get_certificates() {
     let pk = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     certify_over(
         &t.files,
-        channel_over(addr, rustls_client(&t.root, false, Some((chain, pk)))).await,
+        channel_over(
+            addr,
+            SERVER_NAME,
+            rustls_client(&t.root.der, false, Some((chain, pk))),
+        )
+        .await,
     )
     .await
     .unwrap();
@@ -158,7 +128,7 @@ async fn tls_clients_like_linkerd2_proxy_get_certificates() {
 
     // A client that does not trust the anchors cannot connect.
     let stranger = Ca::root("stranger");
-    let cfg = rustls_client(&stranger, true, None);
+    let cfg = rustls_client(&stranger.der, true, None);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let err = TlsConnector::from(cfg)
         .connect(ServerName::try_from(SERVER_NAME).unwrap(), tcp)
@@ -169,7 +139,7 @@ async fn tls_clients_like_linkerd2_proxy_get_certificates() {
 /// The serving certificate chain a fresh TLS handshake sees.
 async fn serving_chain(addr: SocketAddr, root: &Ca) -> Vec<Vec<u8>> {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = TlsConnector::from(rustls_client(root, true, None))
+    let tls = TlsConnector::from(rustls_client(&root.der, true, None))
         .connect(ServerName::try_from(SERVER_NAME).unwrap(), tcp)
         .await
         .unwrap();

@@ -44,7 +44,7 @@ impl Pki {
             key_pem: self.issuer.key_pem.clone().into_bytes(),
         };
         let probe = LeafNames {
-            dns: linkerd_name("certmint-probe", "certmint-probe"),
+            dns: vec![linkerd_name("certmint-probe", "certmint-probe")],
             uri: Some(spiffe_id("certmint-probe", "certmint-probe")),
         };
         let issuer = Issuer::load(&material, &anchors, &probe, now).expect("bench issuer loads");

@@ -88,7 +88,7 @@ pub fn core_step<'a>(pki: &Pki, csrs: &'a [Vec<u8>]) -> impl FnMut() + 'a {
         let spiffe = naming.spiffe_id(&sa);
         csr.check_names(&identity, Some(&spiffe)).expect("names");
         let names = LeafNames {
-            dns: naming.linkerd_name(&sa),
+            dns: vec![naming.linkerd_name(&sa)],
             uri: Some(spiffe),
         };
         let leaf = issuer
@@ -130,11 +130,11 @@ pub fn certifier_step<'a>(pki: &Pki, csrs: &'a [Vec<u8>]) -> impl FnMut() + 'a {
     let identity = fixtures::identity();
     let mut i = 0;
     move || {
-        let req = CertifyRequest {
-            identity: identity.clone(),
-            token: b"token".to_vec().into(),
-            csr_der: csrs[i % csrs.len()].clone().into(),
-        };
+        let req = CertifyRequest::linkerd(
+            identity.clone(),
+            b"token".to_vec().into(),
+            csrs[i % csrs.len()].clone().into(),
+        );
         i += 1;
         let out = futures::executor::block_on(certifier.certify(req)).expect("certified");
         black_box(out);

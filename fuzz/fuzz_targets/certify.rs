@@ -12,7 +12,7 @@ use certmint::authn::{Authenticated, Authenticator, AuthnError, Method, Token};
 use certmint::ca::LeafPolicy;
 use certmint::certify::Certifier;
 use certmint::clock::SystemClock;
-use certmint::grpc::IdentityService;
+use certmint::grpc::{CallHandler, IdentityService};
 use certmint::identity::ServiceAccount;
 use certmint::metrics::Metrics;
 use certmint::proto::CertifyRequest;
@@ -65,11 +65,12 @@ fn fixture() -> &'static Fixture {
                 .enable_time()
                 .build()
                 .expect("runtime"),
-            service: IdentityService::new(
+            service: IdentityService::new(Arc::new(CallHandler::new(
+                "linkerd",
                 Arc::new(certifier),
                 Arc::new(Metrics::new()),
                 Duration::from_secs(10),
-            ),
+            ))),
         }
     })
 }

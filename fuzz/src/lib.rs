@@ -25,7 +25,7 @@ pub fn probe_names() -> LeafNames {
     let n = naming();
     let sa = ServiceAccount::new("probe", "probe").expect("probe service account");
     LeafNames {
-        dns: n.linkerd_name(&sa),
+        dns: vec![n.linkerd_name(&sa)],
         uri: Some(n.spiffe_id(&sa)),
     }
 }

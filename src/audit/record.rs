@@ -52,7 +52,7 @@ pub struct Start {
 /// One Certify outcome, issued or refused.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CertifyRecord {
-    /// The wire API (`linkerd`).
+    /// The wire API (`linkerd` or `istio`).
     pub api: String,
     /// The identity the caller asked for (bounded by the pipeline's size check).
     pub identity: String,
@@ -80,6 +80,9 @@ pub struct Caller {
     pub pod_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
+    /// The node the token says the caller runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The issued certificate.
@@ -144,6 +147,7 @@ impl Caller {
             method: a.method.as_str().to_owned(),
             pod_name: a.pod.as_ref().map(|p| p.name.clone()),
             pod_uid: a.pod.as_ref().map(|p| p.uid.clone()),
+            node: a.node.clone(),
         }
     }
 }
@@ -166,6 +170,7 @@ impl CertifyRecord {
     /// The record of one Certify call (`code` is the gRPC code's canonical name); `cert`
     /// is `None` for a refusal.
     pub fn new(
+        api: &str,
         identity: &str,
         peer: Option<SocketAddr>,
         caller: Option<&Authenticated>,
@@ -174,7 +179,7 @@ impl CertifyRecord {
         cert: Option<&Certified>,
     ) -> Self {
         Self {
-            api: "linkerd".to_owned(),
+            api: api.to_owned(),
             identity: bounded(identity),
             peer: peer.map(|p| p.to_string()),
             caller: caller.map(Caller::from_authenticated),

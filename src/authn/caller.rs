@@ -60,6 +60,9 @@ pub struct Authenticated {
     pub account: ServiceAccount,
     pub method: Method,
     pub pod: Option<PodRef>,
+    /// The node the token says its pod runs on (the `kubernetes.io.node` claim, or
+    /// TokenReview's `authentication.kubernetes.io/node-name`).
+    pub node: Option<String>,
 }
 
 impl Authenticated {
@@ -68,7 +71,16 @@ impl Authenticated {
             account,
             method,
             pod,
+            node: None,
         }
+    }
+
+    /// The same caller, with the node its token names (ignored when empty or too long).
+    pub fn with_node(mut self, node: Option<&str>) -> Self {
+        self.node = node
+            .filter(|n| !n.is_empty() && n.len() <= MAX_POD_FIELD)
+            .map(str::to_owned);
+        self
     }
 
     /// The same caller, proven another way (e.g. a cache hit).

@@ -90,7 +90,8 @@ impl JwtAuthenticator {
             match decode::<Claims>(token, &k.key, &validation) {
                 Ok(data) => {
                     let account = data.claims.service_account()?;
-                    return Ok(Authenticated::new(account, Method::Jwt, data.claims.pod()));
+                    let caller = Authenticated::new(account, Method::Jwt, data.claims.pod());
+                    return Ok(caller.with_node(data.claims.node()));
                 }
                 Err(e) => last = classify(e),
             }
@@ -142,6 +143,7 @@ struct Projected {
     namespace: String,
     serviceaccount: NamedRef,
     pod: Option<PodClaim>,
+    node: Option<PodClaim>,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +162,11 @@ impl Claims {
     fn pod(&self) -> Option<PodRef> {
         let pod = self.projected.as_ref()?.pod.as_ref()?;
         PodRef::new(pod.name.as_deref(), pod.uid.as_deref())
+    }
+
+    /// The node a projected token's pod runs on, when it says so.
+    fn node(&self) -> Option<&str> {
+        self.projected.as_ref()?.node.as_ref()?.name.as_deref()
     }
 
     fn service_account(&self) -> Result<ServiceAccount, AuthnError> {

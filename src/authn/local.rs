@@ -83,7 +83,10 @@ impl LocalVerifier {
         };
         match verified_claims(token, &keys, alg, header.kid.as_deref()) {
             Some(verified) => match verified.check(&self.policy, unix_now()) {
-                Ok(sa) => Verdict::Valid(Authenticated::new(sa, Method::Local, verified.pod())),
+                Ok(sa) => {
+                    let caller = Authenticated::new(sa, Method::Local, verified.pod());
+                    Verdict::Valid(caller.with_node(verified.node()))
+                }
                 Err(why) => Verdict::Invalid(why),
             },
             None => Verdict::Invalid("token signature does not verify"),

@@ -46,6 +46,7 @@ pub struct Kubernetes {
     pub namespace: Option<String>,
     pub serviceaccount: Option<ObjectRef>,
     pub pod: Option<ObjectRef>,
+    pub node: Option<ObjectRef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +116,11 @@ impl Claims {
     pub fn pod(&self) -> Option<PodRef> {
         let pod = self.kubernetes.as_ref()?.pod.as_ref()?;
         PodRef::new(pod.name.as_deref(), pod.uid.as_deref())
+    }
+
+    /// The node the token's pod runs on, when the token says.
+    pub fn node(&self) -> Option<&str> {
+        self.kubernetes.as_ref()?.node.as_ref()?.name.as_deref()
     }
 
     fn service_account(&self) -> Result<ServiceAccount, &'static str> {

@@ -70,7 +70,7 @@ pub struct TokenReviewer {
     audiences: Vec<String>,
     legacy_fallback: bool,
     timeout: Duration,
-    limit: Backpressure,
+    limit: Arc<Backpressure>,
     metrics: Arc<Metrics>,
 }
 
@@ -80,7 +80,7 @@ impl TokenReviewer {
         audiences: Vec<String>,
         legacy_fallback: bool,
         timeout: Duration,
-        limit: Backpressure,
+        limit: Arc<Backpressure>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -130,7 +130,8 @@ impl TokenReviewer {
             extra("authentication.kubernetes.io/pod-name"),
             extra("authentication.kubernetes.io/pod-uid"),
         );
-        Ok(Authenticated::new(account, Method::TokenReview, pod))
+        let node = extra("authentication.kubernetes.io/node-name");
+        Ok(Authenticated::new(account, Method::TokenReview, pod).with_node(node))
     }
 
     /// One TokenReview, within the back-pressure budget and certmint's own deadline

@@ -2,9 +2,10 @@
 
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use rustls_pki_types::TrustAnchor;
 
-use super::cert::{CertError, CertInfo, parse_pem_chain};
+use super::cert::{CertError, CertInfo, parse_pem_chain, to_pem};
 
 /// Why a trust-anchor bundle was refused.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +29,7 @@ pub enum AnchorError {
 pub struct TrustAnchors {
     certs: Vec<CertInfo>,
     anchors: Vec<TrustAnchor<'static>>,
-    pem: Vec<u8>,
+    pem: Bytes,
 }
 
 impl TrustAnchors {
@@ -49,10 +50,11 @@ impl TrustAnchors {
                 })?;
             anchors.push(anchor.to_owned());
         }
+        let pem = certs.iter().map(|c| to_pem(&c.der)).collect::<String>();
         let bundle = Self {
             certs,
             anchors,
-            pem: pem.to_vec(),
+            pem: Bytes::from(pem),
         };
         if bundle.valid_at(now).is_empty() {
             return Err(AnchorError::NoneValid);
@@ -85,8 +87,9 @@ impl TrustAnchors {
         &self.certs
     }
 
-    /// The bundle as loaded, for writing out to workloads.
-    pub fn pem(&self) -> &[u8] {
+    /// The bundle's certificates as PEM (re-encoded, nothing but certificates), for
+    /// handing to workloads; cloning is a reference count.
+    pub fn pem(&self) -> &Bytes {
         &self.pem
     }
 

@@ -71,6 +71,15 @@ impl CertInfo {
     }
 }
 
+/// One certificate as PEM, `\n` line endings, ending in a newline.
+pub fn to_pem(der: &[u8]) -> String {
+    let block = pem::Pem::new("CERTIFICATE", der);
+    pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 /// Every `CERTIFICATE` block in a PEM document, parsed, in order.
 pub fn parse_pem_chain(pem: &[u8]) -> Result<Vec<CertInfo>, CertError> {
     let mut out = Vec::new();

@@ -15,8 +15,9 @@ const MAX_CN_LEN: usize = 64;
 /// The names a leaf carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeafNames {
-    /// The Linkerd name: DNS SAN, and CN when it fits.
-    pub dns: String,
+    /// DNS SANs, the Linkerd name first (also the CN when it fits); none for a SPIFFE-only
+    /// leaf (Istio's API).
+    pub dns: Vec<String>,
     /// The SPIFFE ID: URI SAN (absent only for names outside the mesh scheme).
     pub uri: Option<String>,
 }
@@ -128,16 +129,17 @@ fn leaf_params(
     p.use_authority_key_identifier_extension = true;
     // An empty subject makes rcgen mark the SAN extension critical (RFC 5280 §4.2.1.6).
     p.distinguished_name = DistinguishedName::new();
-    if names.dns.len() <= MAX_CN_LEN {
-        p.distinguished_name
-            .push(DnType::CommonName, names.dns.as_str());
+    if let Some(cn) = names.dns.first().filter(|d| d.len() <= MAX_CN_LEN) {
+        p.distinguished_name.push(DnType::CommonName, cn.as_str());
     }
     let ia5 = |s: &str| {
         s.to_owned()
             .try_into()
             .map_err(|e: rcgen::Error| SignError::Name(e.to_string()))
     };
-    p.subject_alt_names = vec![SanType::DnsName(ia5(&names.dns)?)];
+    for dns in &names.dns {
+        p.subject_alt_names.push(SanType::DnsName(ia5(dns)?));
+    }
     if let Some(uri) = &names.uri {
         p.subject_alt_names.push(SanType::URI(ia5(uri)?));
     }

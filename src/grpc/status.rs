@@ -11,6 +11,7 @@ use crate::logsum::{INTERVAL, Repeated};
 
 use crate::authn::AuthnError;
 use crate::certify::CertifyError;
+use crate::impersonation::ImpersonationError;
 
 /// Summaries of repeated failures: UNAVAILABLE at warn, refusals at info.
 pub struct FailureLog {
@@ -61,6 +62,11 @@ pub fn to_status(identity: &str, err: &CertifyError, log: &FailureLog) -> (Statu
             "token review unavailable; retry later".to_owned(),
         ),
         CertifyError::IdentityMismatch => (Code::PermissionDenied, err.to_string()),
+        CertifyError::Impersonation(ImpersonationError::NotSynced) => (
+            Code::Unavailable,
+            "pod list not loaded yet; retry".to_owned(),
+        ),
+        CertifyError::Impersonation(e) => (Code::PermissionDenied, e.to_string()),
         CertifyError::Sign(_) => (Code::Internal, "signing failed".to_owned()),
     };
     let reason = err.to_string();

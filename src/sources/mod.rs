@@ -4,6 +4,7 @@
 pub mod events;
 pub mod files;
 pub mod kube;
+pub mod pods;
 mod reloader;
 mod remind;
 pub mod watch;

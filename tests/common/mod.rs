@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod tls;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -249,6 +250,29 @@ impl CaFiles {
         install_crypto();
         Server::start(self.config()).await.unwrap()
     }
+}
+
+/// Starts a server with `config` on a runtime of its own that lives as long as the test
+/// binary, so every test of a file can share it. Returns its gRPC and admin addresses
+/// once it is ready.
+pub fn background_server(config: Config) -> (SocketAddr, SocketAddr) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            install_crypto();
+            let server = Server::start(config).await.unwrap();
+            let s = &server;
+            eventually(Duration::from_secs(20), "server ready", async || {
+                s.readiness.check().is_ok()
+            })
+            .await;
+            tx.send((server.grpc_addr, server.admin_addr)).unwrap();
+            let _keep = server;
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) {

@@ -158,5 +158,9 @@ fn extra(claims: &Claims) -> BTreeMap<String, Vec<String>> {
         extra.insert(format!("{prefix}/pod-name"), vec![pod.name.clone()]);
         extra.insert(format!("{prefix}/pod-uid"), vec![pod.uid.clone()]);
     }
+    if let Some(node) = claims.kubernetes.as_ref().and_then(|k| k.node.as_ref()) {
+        let key = "authentication.kubernetes.io/node-name".to_string();
+        extra.insert(key, vec![node.name.clone()]);
+    }
     extra
 }

@@ -231,6 +231,19 @@ impl FakeKube {
             .is_some()
     }
 
+    /// Creates or replaces a running Pod of `sa` on `node`; its uid is the one a token
+    /// bound to it (`TokenSpec::pod`) carries. Returns the new resourceVersion.
+    pub fn put_pod(&self, ns: &str, name: &str, sa: &str, node: &str) -> String {
+        let object = self.state().store.put(Kind::Pod, ns, name, |_, rv| {
+            resources::pod((ns, name), sa, node, rv)
+        });
+        resource_version(&object)
+    }
+
+    pub fn delete_pod(&self, ns: &str, name: &str) -> bool {
+        self.state().store.delete(Kind::Pod, ns, name).is_some()
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.state().store.current_rv()

@@ -1,4 +1,4 @@
-//! Secrets and ConfigMaps: GET of one object, list (with field selectors), and the
+//! Secrets, ConfigMaps and Pods: GET of one object, list (with field selectors), and the
 //! `?watch=true` variant of list, which `watch.rs` streams.
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -44,6 +44,7 @@ fn kind_of(resource: &str) -> Option<Kind> {
     match resource {
         "secrets" => Some(Kind::Secret),
         "configmaps" => Some(Kind::ConfigMap),
+        "pods" => Some(Kind::Pod),
         _ => None,
     }
 }
@@ -158,6 +159,24 @@ pub(crate) fn config_map(
         "apiVersion": "v1",
         "metadata": metadata(ns, name, previous, rv),
         "data": data,
+    })
+}
+
+/// A running Pod scheduled on `node` as service account `sa`, with the uid that tokens
+/// bound to it carry (so a pod-bound token names this pod).
+pub(crate) fn pod((ns, name): (&str, &str), sa: &str, node: &str, rv: u64) -> Value {
+    json!({
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": super::tokens::stable_uid(&["pod", ns, name]),
+            "creationTimestamp": timestamp_now(),
+            "resourceVersion": rv.to_string(),
+        },
+        "spec": {"containers": [{"name": "app"}], "serviceAccountName": sa, "nodeName": node},
+        "status": {"phase": "Running"},
     })
 }
 

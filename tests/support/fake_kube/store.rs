@@ -1,4 +1,4 @@
-//! The object store: Secrets and ConfigMaps as JSON, one global resourceVersion counter
+//! The object store: Secrets, ConfigMaps and Pods as JSON, one global resourceVersion counter
 //! (as etcd's revision), a bounded history of changes for watches to resume from, and a
 //! broadcast of new changes. The history and the broadcast are updated under one lock, so a
 //! watch that replays history and then follows the broadcast sees every change exactly once.
@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 pub(crate) enum Kind {
     Secret,
     ConfigMap,
+    Pod,
 }
 
 impl Kind {
@@ -24,6 +25,7 @@ impl Kind {
         match self {
             Kind::Secret => "secrets",
             Kind::ConfigMap => "configmaps",
+            Kind::Pod => "pods",
         }
     }
 
@@ -31,6 +33,7 @@ impl Kind {
         match self {
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
+            Kind::Pod => "Pod",
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct TokenSpec {
     pub age: Duration,
     /// Adds a `kubernetes.io.pod` claim (a pod-bound token) with this pod name.
     pub pod: Option<String>,
+    /// Adds a `kubernetes.io.node` claim (the node of the bound pod).
+    pub node: Option<String>,
     /// Signs with a key the fake does not trust (same claims, unknown `kid`).
     pub foreign_key: bool,
     /// The `kid` the header names instead of the signing key's own.
@@ -43,6 +45,7 @@ impl TokenSpec {
             ttl,
             age: Duration::ZERO,
             pod: None,
+            node: None,
             foreign_key: false,
             kid: None,
             edit: None,
@@ -94,6 +97,7 @@ pub(crate) struct Projected {
     pub namespace: String,
     pub serviceaccount: ObjectRef,
     pub pod: Option<ObjectRef>,
+    pub node: Option<ObjectRef>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -112,6 +116,9 @@ pub(crate) fn projected_claims(spec: &TokenSpec) -> Value {
     });
     if let Some(pod) = &spec.pod {
         kubernetes["pod"] = json!({ "name": pod, "uid": stable_uid(&["pod", ns, pod]) });
+    }
+    if let Some(node) = &spec.node {
+        kubernetes["node"] = json!({ "name": node, "uid": stable_uid(&["node", node]) });
     }
     json!({
         "aud": spec.audiences,

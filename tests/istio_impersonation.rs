@@ -167,3 +167,92 @@ async fn a_deleted_pod_stops_authorising_impersonation() {
         "no running pod of shop/web is on node node-a",
     );
 }
+
+/// Not a test: serves certmint (TLS, both APIs, impersonation for `istio-system/ztunnel`)
+/// against the fake API server for a real client to use, e.g. ztunnel in shared mode.
+/// `CERTMINT_HARNESS_DIR=/some/dir cargo test --test istio_impersonation -- --ignored
+/// --nocapture` writes there `roots/root.pem` (the anchors), `ztunnel.token` (bound to pod
+/// istio-system/ztunnel-local on node-a), `app.token` (demo/app) and `web.token` (shop/web,
+/// Linkerd's audience), all without a trailing newline, then serves on 127.0.0.1:15012
+/// (`CERTMINT_HARNESS_PORT`) for `CERTMINT_HARNESS_SECS` (300) seconds. Pods: demo/app-1 (sa
+/// app) and demo/app-2 (sa other) on node-a, demo/app-3 (sa remote) on node-b.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "serves for a real client; run by hand"]
+async fn harness_for_real_clients() {
+    let dir = std::path::PathBuf::from(
+        std::env::var("CERTMINT_HARNESS_DIR").expect("CERTMINT_HARNESS_DIR"),
+    );
+    let var = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (port, secs) = (
+        var("CERTMINT_HARNESS_PORT", 15012),
+        var("CERTMINT_HARNESS_SECS", 300),
+    );
+    install_crypto();
+    let kube = FakeKube::start().await;
+    for (ns, pod, sa, node) in [
+        ("demo", "app-1", "app", "node-a"),
+        ("demo", "app-2", "other", "node-a"),
+        ("demo", "app-3", "remote", "node-b"),
+        ("istio-system", "ztunnel-local", "ztunnel", "node-a"),
+        ("shop", "web-0", "web", "node-a"),
+    ] {
+        kube.put_pod(ns, pod, sa, node);
+    }
+    let files = CaFiles::with_fresh_ca();
+    let kubeconfig = files.dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kubeconfig);
+    let mut c = files.config();
+    c.listen = ([127, 0, 0, 1], port as u16).into();
+    c.kubeconfig = Some(kubeconfig);
+    c.authn.mode = AuthnMode::Kubernetes;
+    c.tls.enabled = true;
+    c.tls.extra_names = vec!["localhost".into()];
+    c.istio.enabled = true;
+    c.istio.trusted_node_accounts = vec!["istio-system/ztunnel".into()];
+    let server = Server::start(c).await.unwrap();
+    let s = &server;
+    eventually(WAIT, "ready", async || s.readiness.check().is_ok()).await;
+    std::fs::create_dir_all(dir.join("roots")).unwrap();
+    std::fs::copy(&files.anchors, dir.join("roots/root.pem")).unwrap();
+    let mint = |ns: &str, sa: &str, aud: &str, pod: Option<&str>| {
+        let mut spec = TokenSpec::new(ns, sa, &[aud], Duration::from_secs(3600));
+        spec.pod = pod.map(str::to_owned);
+        kube.mint(&spec)
+    };
+    let tokens = [
+        (
+            "ztunnel.token",
+            mint("istio-system", "ztunnel", "istio-ca", Some("ztunnel-local")),
+        ),
+        ("app.token", mint("demo", "app", "istio-ca", Some("app-1"))),
+        (
+            "web.token",
+            mint("shop", "web", "identity.l5d.io", Some("web-0")),
+        ),
+    ];
+    for (name, token) in tokens {
+        std::fs::write(dir.join(name), token).unwrap();
+    }
+    println!(
+        "certmint on https://127.0.0.1:{port} (admin {}); files in {}",
+        server.admin_addr,
+        dir.display()
+    );
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let text = certify_metrics(server.admin_addr).await;
+    println!("{text}");
+}
+
+/// The Certify lines of the metrics page.
+async fn certify_metrics(admin: std::net::SocketAddr) -> String {
+    let (_, body) = admin_get(admin, "/metrics").await;
+    body.lines()
+        .filter(|l| l.starts_with("certmint_certify_requests_total{"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -123,6 +123,9 @@ pub fn dev_config(paths: &DevPaths, listen: SocketAddr, admin: SocketAddr, tls: 
     c.authn.jwt.keys = vec![paths.token_pub.clone()];
     c.authn.jwt.issuers = vec![DEV_TOKEN_ISSUER.into()];
     c.tls.enabled = tls;
+    // Istio's clients dial the CA by name and check it: https://localhost:PORT.
+    c.tls.extra_names = vec!["localhost".into()];
+    c.istio.enabled = true;
     c
 }
 
@@ -246,7 +249,11 @@ fn print_instructions(
          Credentials in {dir}: trust-anchors.pem, issuer/tls.crt, token-signing.pub\n\n\
          Get a certificate for service account default/web:\n\n  \
          {exe} dev token --dir {dir} --namespace default --service-account web > web.token\n  \
-         {exe} certify --addr {scheme}://{grpc}{tls_flag} --token-file web.token --namespace default --service-account web --trust-anchors {anchors} --out-dir web-cert\n",
+         {exe} certify --addr {scheme}://{grpc}{tls_flag} --token-file web.token --namespace default --service-account web --trust-anchors {anchors} --out-dir web-cert\n\n\
+         Istio's CA API is served on the same port (token audience istio-ca; with --tls, Istio\n\
+         clients use CA_ADDRESS=https://localhost:{port} and CA_ROOT_CA={anchors}):\n\n  \
+         {exe} dev token --dir {dir} --namespace default --service-account web --audience istio-ca | tr -d '\\n' > istio.token\n",
+        port = grpc.port(),
         anchors = paths.anchors.display()
     );
 }

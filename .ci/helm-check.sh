@@ -192,7 +192,7 @@ for d in builtin:
     by_kind.setdefault(d["kind"], []).append(d)
 
 CONFIG_KEYS = {"listen", "admin_listen", "trust_domain", "control_namespace", "log_format",
-               "issuance", "issuer", "trust_anchors", "authn", "tls", "limits", "audit"}
+               "issuance", "issuer", "trust_anchors", "authn", "tls", "limits", "audit", "istio"}
 def seconds(s):
     n, unit = int(s.rstrip("mshd")), s.lstrip("0123456789")
     return {"ms": n / 1000, "s": n, "m": n * 60, "h": n * 3600}[unit]
@@ -265,15 +265,33 @@ if config:
     for cr in by_kind.get("ClusterRole", []):
         got = {(g, r, v) for rule in cr["rules"] for g in rule.get("apiGroups", [])
                for r in rule.get("resources", []) for v in rule["verbs"]}
-        if got != {("authentication.k8s.io", "tokenreviews", "create"),
-                   ("authorization.k8s.io", "selfsubjectaccessreviews", "create")}:
-            err(f"ClusterRole grants more than TokenReview/SelfSubjectAccessReview create: {sorted(got)}")
+        allowed = {("authentication.k8s.io", "tokenreviews", "create"),
+                   ("authorization.k8s.io", "selfsubjectaccessreviews", "create")}
+        istio = config.get("istio", {})
+        if istio.get("enabled") and istio.get("trusted_node_accounts"):
+            allowed |= {("", "pods", v) for v in ("get", "list", "watch")}
+        if got != allowed:
+            err(f"ClusterRole grants other than TokenReview/SelfSubjectAccessReview create "
+                f"(and pods get/list/watch for Istio impersonation): {sorted(got)}")
         urls = {(u, v) for rule in cr["rules"] for u in rule.get("nonResourceURLs", [])
                 for v in rule["verbs"]}
         want_urls = {("/.well-known/openid-configuration", "get"), ("/openid/v1/jwks", "get")}
         if urls != (want_urls if local else set()):
             err(f"ClusterRole nonResourceURLs must be exactly get on the two discovery URLs "
                 f"when local verification is on, none otherwise: {sorted(urls)}")
+
+# ---- Istio's CA API: Service port, serving names, published roots ----
+if config and config.get("istio", {}).get("enabled"):
+    svc = [s for s in by_kind.get("Service", []) if s["spec"].get("clusterIP") != "None"]
+    ports = [p for s in svc for p in s["spec"]["ports"] if p["name"] == "grpc-istio"]
+    if not ports or ports[0]["targetPort"] != "grpc":
+        err("Istio enabled but no Service port grpc-istio to the gRPC port")
+    if not config["tls"].get("extra_names"):
+        err("Istio enabled but the serving certificate has no names for Istio's clients")
+    roots = [c for c in by_kind.get("ConfigMap", []) if c["metadata"]["name"] == "istio-ca-root-cert"]
+    for c in roots:
+        if "BEGIN CERTIFICATE" not in c["data"].get("root-cert.pem", ""):
+            err(f"istio-ca-root-cert in {c['metadata']['namespace']} holds no certificate")
 
 summary = {"objects": len(docs), "builtin": len(builtin), "custom": [name(d) for d in custom],
            "promql": len(exprs), "kinds": sorted({d["kind"] for d in docs})}
@@ -316,6 +334,7 @@ tls:
 EOF
   GEN_ARGS=(--set-file "issuer.crtPEM=$d/issuer.crt" --set-file "issuer.keyPEM=$d/issuer.key"
             --set-file "trustAnchorsPEM=$d/root.crt")
+  ANCHOR_ARGS=(--set-file "trustAnchorsPEM=$d/root.crt")
 }
 
 declare -a SUMMARY=()
@@ -401,6 +420,7 @@ main() {
   run_scenario issuer-from-values linkerd -f "$WORK/issuer-from-values.yaml" "${GEN_ARGS[@]}"
   run_scenario local-verification-off certmint -f "$CHART/ci/default-values.yaml" \
     --set authn.kubernetes.localVerification=off
+  run_scenario istio certmint -f "$CHART/ci/istio-values.yaml" "${ANCHOR_ARGS[@]}"
 
   printf '\n--- negative cases ---\n'
   must_fail "typo in a values key (issuer.extrnal)" --set issuer.extrnal=true
@@ -413,6 +433,8 @@ main() {
   must_fail "grace period not above shutdown_grace" --set terminationGracePeriodSeconds=25
   must_fail "authn.mode outside kubernetes|jwt" --set authn.mode=oidc
   must_fail "authn.kubernetes.localVerification outside off|fallback|first" --set authn.kubernetes.localVerification=always
+  must_fail "istio.trustedNodeAccounts entry not NAMESPACE/NAME" --set istio.enabled=true \
+    --set 'istio.trustedNodeAccounts[0]=ztunnel'
   SUMMARY+=("negative cases: $NEGATIVE invalid value sets checked")
 
   printf '\n=== helm chart check summary (%ss) ===\n' "$(($(date +%s) - START))"

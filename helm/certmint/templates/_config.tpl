@@ -48,6 +48,12 @@ authn:
 tls:
   enabled: {{ .Values.tls.enabled }}
   server_name: {{ include "certmint.serverName" . | quote }}
+  extra_names: {{ include "certmint.istioServerNames" . }}
+istio:
+  enabled: {{ .Values.istio.enabled }}
+  audiences: {{ .Values.istio.audiences | toJson }}
+  cluster_ids: {{ .Values.istio.clusterIds | toJson }}
+  trusted_node_accounts: {{ .Values.istio.trustedNodeAccounts | toJson }}
 limits:
   request_timeout: {{ .Values.limits.requestTimeout | quote }}
   max_message_size: {{ int .Values.limits.maxMessageSize }}

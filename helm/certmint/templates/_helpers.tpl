@@ -123,3 +123,21 @@ terminationGracePeriodSeconds.
 {{- fail "authn.mode=jwt needs authn.jwt.keys and authn.jwt.issuers" }}
 {{- end }}
 {{- end }}
+
+{{/* The names Istio's clients dial, for the serving certificate (JSON list; empty when the
+Istio API is off). */}}
+{{- define "certmint.istioServerNames" -}}
+{{- if not .Values.istio.enabled }}
+{{- list | toJson }}
+{{- else if .Values.istio.serverNames }}
+{{- .Values.istio.serverNames | toJson }}
+{{- else }}
+{{- $svc := printf "%s.%s.svc" (include "certmint.fullname" .) .Release.Namespace }}
+{{- list $svc (printf "%s.cluster.local" $svc) | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* Impersonation is on: Istio enabled with trusted node accounts (needs a pods watch). */}}
+{{- define "certmint.istioImpersonation" -}}
+{{- if and .Values.istio.enabled .Values.istio.trustedNodeAccounts }}true{{ end }}
+{{- end }}

@@ -14,11 +14,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}
 shift || true
-all=(csr certify token ca_pem kube_objects config)
+all=(csr certify istio token ca_pem kube_objects config)
 targets=("${@:-${all[@]}}")
 jobs=${FUZZ_JOBS:-1}
 runs=${FUZZ_RUNS:--1}
-declare -A max_len=([csr]=8192 [certify]=8192 [token]=4096 [ca_pem]=16384 [kube_objects]=24576 [config]=4096)
+declare -A max_len=([csr]=8192 [certify]=8192 [istio]=12288 [token]=4096 [ca_pem]=16384 [kube_objects]=24576 [config]=4096)
 
 nice -n 19 cargo run --quiet --example fuzz_seeds -- fuzz/corpus
 (cd fuzz && nice -n 19 cargo +nightly fuzz build --sanitizer none 2>&1 | grep -v '^ *Compiling' || true)

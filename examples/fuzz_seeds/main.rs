@@ -1,6 +1,6 @@
 //! Writes the seed corpora of the fuzz targets into `fuzz/corpus/<target>/` (or the
 //! directory given): valid CSRs, tokens, PEM bundles in each key format, Kubernetes
-//! objects, configs and Certify requests. Keys are generated on every run and never
+//! objects, configs, Certify requests and Istio CreateCertificate requests. Keys are generated on every run and never
 //! committed; `fuzz/run.sh` runs this first.
 //!
 //! `cargo run --example fuzz_seeds -- [DIR]`
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use certmint::proto::CertifyRequest;
+use certmint::proto::istio::IstioCertificateRequest;
 use prost::Message;
 
 const IDENTITY: &str = "web.shop.serviceaccount.identity.linkerd.cluster.local";
@@ -47,6 +48,7 @@ fn main() -> Result<()> {
         certificate_signing_request: csrs[0].1.clone().into(),
     };
     write(&dir, "certify", "names-mismatch", &other.encode_to_vec())?;
+    istio_seeds(&dir)?;
     let (public_pem, tokens) = tokens::tokens()?;
     write(&dir, "_keys", "jwt-public.pem", public_pem.as_bytes())?;
     for (name, token) in &tokens {
@@ -65,6 +67,42 @@ fn main() -> Result<()> {
         write(&dir, "config", &name, text.as_bytes())?;
     }
     println!("seed corpora written under {}", dir.display());
+    Ok(())
+}
+
+/// The `istio` target's input: one length byte, that many bytes of `authorization` header
+/// value, then an `IstioCertificateRequest`.
+fn istio_seeds(dir: &Path) -> Result<()> {
+    let csrs = pki::istio_csrs(SPIFFE)?;
+    for (name, der) in &csrs {
+        let csr = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der.clone()));
+        for (tname, auth, behalf) in [
+            ("ok", "Bearer shop/web", None),
+            ("self", "Bearer shop/web", Some(SPIFFE)),
+            ("behalf", "Bearer istio-system/ztunnel", Some(SPIFFE)),
+            ("unavailable", "Bearer unavailable", None),
+            ("basic", "Basic shop/web", None),
+        ] {
+            let metadata = behalf.map(|id| prost_types::Struct {
+                fields: [(
+                    "ImpersonatedIdentity".to_owned(),
+                    prost_types::Value {
+                        kind: Some(prost_types::value::Kind::StringValue(id.into())),
+                    },
+                )]
+                .into(),
+            });
+            let req = IstioCertificateRequest {
+                csr: csr.clone(),
+                validity_duration: 86_400,
+                metadata,
+            };
+            let mut input = vec![auth.len() as u8];
+            input.extend_from_slice(auth.as_bytes());
+            input.extend(req.encode_to_vec());
+            write(dir, "istio", &format!("{name}-{tname}"), &input)?;
+        }
+    }
     Ok(())
 }
 

@@ -67,6 +67,39 @@ pub fn csrs(identity: &str, spiffe: &str) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
+/// CSRs as Istio's clients send them (DER; empty subject, the SPIFFE ID as the only SAN),
+/// one per key type, plus a few that must be refused.
+pub fn istio_csrs(spiffe: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let uri = |s: &str| SanType::URI(s.try_into().expect("URI"));
+    let mut out = Vec::new();
+    for (name, alg) in [
+        ("p256", &rcgen::PKCS_ECDSA_P256_SHA256),
+        ("p384", &rcgen::PKCS_ECDSA_P384_SHA384),
+        ("ed25519", &rcgen::PKCS_ED25519),
+    ] {
+        out.push((
+            name.to_owned(),
+            csr(None, vec![uri(spiffe)], &KeyPair::generate_for(alg)?)?,
+        ));
+    }
+    out.push((
+        "rsa2048".into(),
+        csr(None, vec![uri(spiffe)], &rsa_pkcs8(2048)?.1)?,
+    ));
+    let p256 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let dns = SanType::DnsName("web.shop.svc".try_into()?);
+    out.push((
+        "uri-and-dns".into(),
+        csr(None, vec![uri(spiffe), dns], &p256)?,
+    ));
+    out.push(("cn".into(), csr(Some(spiffe), vec![uri(spiffe)], &p256)?));
+    out.push((
+        "other-domain".into(),
+        csr(None, vec![uri("spiffe://evil/ns/shop/sa/web")], &p256)?,
+    ));
+    Ok(out)
+}
+
 fn csr(cn: Option<&str>, sans: Vec<SanType>, key: &KeyPair) -> Result<Vec<u8>> {
     let mut p = CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();

@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use certmint::authn::{Authenticated, Authenticator, AuthnError, Method, Token};
+use certmint::authn::Token;
 use certmint::ca::LeafPolicy;
 use certmint::certify::Certifier;
 use certmint::clock::SystemClock;
@@ -17,33 +17,10 @@ use certmint::identity::ServiceAccount;
 use certmint::metrics::Metrics;
 use certmint::proto::CertifyRequest;
 use certmint::proto::identity_server::Identity;
-use certmint_fuzz::{ca_store, naming};
-use futures::future::BoxFuture;
+use certmint_fuzz::{InstantAuthn, ca_store, naming};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-
-struct Instant;
-
-impl Authenticator for Instant {
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a Token,
-    ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
-        Box::pin(async move {
-            if token.as_str() == "unavailable" {
-                return Err(AuthnError::Unavailable("fuzz".into()));
-            }
-            let (ns, name) = token
-                .as_str()
-                .split_once('/')
-                .ok_or_else(|| AuthnError::Unauthenticated("not ns/name".into()))?;
-            let account = ServiceAccount::new(ns, name)
-                .map_err(|e| AuthnError::Unauthenticated(e.to_string()))?;
-            Ok(Authenticated::new(account, Method::Jwt, None))
-        })
-    }
-}
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
@@ -55,7 +32,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let certifier = Certifier::new(
             ca_store().clone(),
-            Arc::new(Instant),
+            Arc::new(InstantAuthn),
             naming(),
             LeafPolicy::default(),
             Arc::new(SystemClock),

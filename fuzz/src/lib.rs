@@ -1,5 +1,6 @@
 //! Fixtures shared by the fuzz targets: a CA made once per process, the identity every
-//! seed asks for, and where the seed generator leaves the JWT verification keys.
+//! seed asks for, an instant authenticator, and where the seed generator leaves the JWT
+//! verification keys.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -73,4 +74,32 @@ pub fn ca_store() -> &'static CaStore {
         });
         store
     })
+}
+
+/// An authenticator that decides at once: a token `namespace/name` proves that service
+/// account, `unavailable` cannot be decided, anything else is rejected.
+pub struct InstantAuthn;
+
+impl certmint::authn::Authenticator for InstantAuthn {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a certmint::authn::Token,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<certmint::authn::Authenticated, certmint::authn::AuthnError>,
+    > {
+        use certmint::authn::{Authenticated, AuthnError, Method};
+        Box::pin(async move {
+            if token.as_str() == "unavailable" {
+                return Err(AuthnError::Unavailable("fuzz".into()));
+            }
+            let (ns, name) = token
+                .as_str()
+                .split_once('/')
+                .ok_or_else(|| AuthnError::Unauthenticated("not ns/name".into()))?;
+            let account = ServiceAccount::new(ns, name)
+                .map_err(|e| AuthnError::Unauthenticated(e.to_string()))?;
+            Ok(Authenticated::new(account, Method::Jwt, None))
+        })
+    }
 }

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::pki::Ca;
 use common::*;
 use rcgen::KeyPair;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -27,11 +26,7 @@ struct Shared {
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let files = CaFiles::new();
-        let root = Ca::root("pipeline root");
-        let issuer = root.issuer("pipeline issuer");
-        files.write_anchors(&root.cert_pem);
-        files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
+        let (files, root, issuer) = CaFiles::with_ca("pipeline root", "pipeline issuer");
         let (addr, _) = background_server(files.config());
         Shared {
             addr,

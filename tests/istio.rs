@@ -37,11 +37,7 @@ struct Shared {
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let files = CaFiles::new();
-        let root = Ca::root("istio root");
-        let issuer = root.issuer("istio issuer");
-        files.write_anchors(&root.cert_pem);
-        files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
+        let (files, root, issuer) = CaFiles::with_ca("istio root", "istio issuer");
         let audit_file = files.dir.path().join("audit.jsonl");
         let mut c = files.config();
         c.tls.enabled = true;

@@ -12,7 +12,6 @@ mod istio_client;
 use std::time::Duration;
 
 use certmint::app::Server;
-use certmint::config::AuthnMode;
 use common::*;
 use fake_kube::{FakeKube, TokenSpec};
 use istio_client::{Call, ztunnel_csr};
@@ -38,16 +37,10 @@ async fn env() -> Env {
     kube.put_pod("istio-system", "ztunnel-a", "ztunnel", "node-a");
     kube.put_pod("istio-system", "ztunnel-b", "ztunnel", "node-b");
     let files = CaFiles::with_fresh_ca();
-    let kubeconfig = files.dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig);
-    let mut c = files.config();
-    c.kubeconfig = Some(kubeconfig);
-    c.authn.mode = AuthnMode::Kubernetes;
+    let mut c = files.kubernetes_config(|p| kube.write_kubeconfig(p));
     c.istio.enabled = true;
     c.istio.trusted_node_accounts = vec!["istio-system/ztunnel".into()];
-    let server = Server::start(c).await.unwrap();
-    let s = &server;
-    eventually(WAIT, "ready", async || s.readiness.check().is_ok()).await;
+    let server = start_ready(c).await;
     Env {
         kube,
         _files: files,
@@ -204,19 +197,13 @@ async fn harness_for_real_clients() {
         kube.put_pod(ns, pod, sa, node);
     }
     let files = CaFiles::with_fresh_ca();
-    let kubeconfig = files.dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig);
-    let mut c = files.config();
+    let mut c = files.kubernetes_config(|p| kube.write_kubeconfig(p));
     c.listen = ([127, 0, 0, 1], port as u16).into();
-    c.kubeconfig = Some(kubeconfig);
-    c.authn.mode = AuthnMode::Kubernetes;
     c.tls.enabled = true;
     c.tls.extra_names = vec!["localhost".into()];
     c.istio.enabled = true;
     c.istio.trusted_node_accounts = vec!["istio-system/ztunnel".into()];
-    let server = Server::start(c).await.unwrap();
-    let s = &server;
-    eventually(WAIT, "ready", async || s.readiness.check().is_ok()).await;
+    let server = start_ready(c).await;
     std::fs::create_dir_all(dir.join("roots")).unwrap();
     std::fs::copy(&files.anchors, dir.join("roots/root.pem")).unwrap();
     let mint = |ns: &str, sa: &str, aud: &str, pod: Option<&str>| {

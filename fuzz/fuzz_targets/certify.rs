@@ -5,19 +5,14 @@
 
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use certmint::authn::Token;
-use certmint::ca::LeafPolicy;
-use certmint::certify::Certifier;
-use certmint::clock::SystemClock;
-use certmint::grpc::{CallHandler, IdentityService};
+use certmint::grpc::IdentityService;
 use certmint::identity::ServiceAccount;
-use certmint::metrics::Metrics;
 use certmint::proto::CertifyRequest;
 use certmint::proto::identity_server::Identity;
-use certmint_fuzz::{InstantAuthn, ca_store, naming};
+use certmint_fuzz::{call_handler, naming, runtime};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -30,25 +25,9 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let certifier = Certifier::new(
-            ca_store().clone(),
-            Arc::new(InstantAuthn),
-            naming(),
-            LeafPolicy::default(),
-            Arc::new(SystemClock),
-        );
-        Fixture {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("runtime"),
-            service: IdentityService::new(Arc::new(CallHandler::new(
-                "linkerd",
-                Arc::new(certifier),
-                Arc::new(Metrics::new()),
-                Duration::from_secs(10),
-            ))),
-        }
+        let rt = runtime();
+        let service = IdentityService::new(call_handler(&rt, "linkerd"));
+        Fixture { rt, service }
     })
 }
 

@@ -6,18 +6,13 @@
 
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
-use certmint::ca::LeafPolicy;
-use certmint::certify::Certifier;
-use certmint::clock::SystemClock;
-use certmint::grpc::{CallHandler, IstioService};
+use certmint::grpc::IstioService;
 use certmint::identity::ServiceAccount;
-use certmint::metrics::Metrics;
 use certmint::proto::istio::IstioCertificateRequest;
 use certmint::proto::istio::istio_certificate_service_server::IstioCertificateService;
-use certmint_fuzz::{InstantAuthn, ca_store, naming};
+use certmint_fuzz::{ca_store, call_handler, naming, runtime};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -31,26 +26,9 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("runtime");
-        let certifier = Certifier::new(
-            ca_store().clone(),
-            Arc::new(InstantAuthn),
-            naming(),
-            LeafPolicy::default(),
-            Arc::new(SystemClock),
-        );
-        let calls = rt.block_on(async {
-            CallHandler::new(
-                "istio",
-                Arc::new(certifier),
-                Arc::new(Metrics::new()),
-                Duration::from_secs(10),
-            )
-        });
-        let service = IstioService::new(Arc::new(calls), vec!["Kubernetes".into()]);
+        let rt = runtime();
+        let calls = call_handler(&rt, "istio");
+        let service = IstioService::new(calls, vec!["Kubernetes".into()]);
         Fixture { rt, service }
     })
 }

@@ -103,3 +103,39 @@ impl certmint::authn::Authenticator for InstantAuthn {
         })
     }
 }
+
+/// A certifier over [`ca_store`] with [`InstantAuthn`], default naming and leaf policy.
+pub fn certifier() -> certmint::certify::Certifier {
+    certmint::certify::Certifier::new(
+        ca_store().clone(),
+        std::sync::Arc::new(InstantAuthn),
+        naming(),
+        certmint::ca::LeafPolicy::default(),
+        std::sync::Arc::new(certmint::clock::SystemClock),
+    )
+}
+
+/// A call handler for `api` around [`certifier`], made on `rt` (its log summaries run there).
+pub fn call_handler(
+    rt: &tokio::runtime::Runtime,
+    api: &'static str,
+) -> std::sync::Arc<certmint::grpc::CallHandler> {
+    let metrics = std::sync::Arc::new(certmint::metrics::Metrics::new());
+    let handler = rt.block_on(async {
+        certmint::grpc::CallHandler::new(
+            api,
+            std::sync::Arc::new(certifier()),
+            metrics,
+            Duration::from_secs(10),
+        )
+    });
+    std::sync::Arc::new(handler)
+}
+
+/// The single-threaded runtime the gRPC targets run calls on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime")
+}

@@ -199,12 +199,17 @@ impl CaFiles {
 
     /// A layout already holding a fresh root as the anchor and an issuer it signed.
     pub fn with_fresh_ca() -> Self {
+        Self::with_ca("root", "issuer").0
+    }
+
+    /// As [`Self::with_fresh_ca`], with the root and issuer named and returned.
+    pub fn with_ca(root_name: &str, issuer_name: &str) -> (Self, pki::Ca, pki::Ca) {
         let files = Self::new();
-        let root = pki::Ca::root("root");
-        let issuer = root.issuer("issuer");
+        let root = pki::Ca::root(root_name);
+        let issuer = root.issuer(issuer_name);
         files.write_anchors(&root.cert_pem);
         files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
-        files
+        (files, root, issuer)
     }
 
     pub fn write_anchors(&self, pem: &str) {
@@ -237,6 +242,17 @@ impl CaFiles {
         c
     }
 
+    /// [`Self::config`] with TokenReview authentication against the API server whose
+    /// kubeconfig `write_kubeconfig` writes (into this layout's directory).
+    pub fn kubernetes_config(&self, write_kubeconfig: impl FnOnce(&Path)) -> Config {
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        write_kubeconfig(&kubeconfig);
+        let mut c = self.config();
+        c.kubeconfig = Some(kubeconfig);
+        c.authn.mode = AuthnMode::Kubernetes;
+        c
+    }
+
     /// Certifies `shop/web` as linkerd2-proxy would, against the server at `addr`.
     pub async fn certify_web(&self, addr: SocketAddr) -> Result<CertifyResponse, tonic::Status> {
         let key = KeyPair::generate().unwrap();
@@ -252,6 +268,18 @@ impl CaFiles {
     }
 }
 
+/// Starts a server with `config` and waits (up to 20 s) until it is ready.
+pub async fn start_ready(config: Config) -> Server {
+    install_crypto();
+    let server = Server::start(config).await.unwrap();
+    let s = &server;
+    eventually(Duration::from_secs(20), "server ready", async || {
+        s.readiness.check().is_ok()
+    })
+    .await;
+    server
+}
+
 /// Starts a server with `config` on a runtime of its own that lives as long as the test
 /// binary, so every test of a file can share it. Returns its gRPC and admin addresses
 /// once it is ready.
@@ -260,13 +288,7 @@ pub fn background_server(config: Config) -> (SocketAddr, SocketAddr) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            install_crypto();
-            let server = Server::start(config).await.unwrap();
-            let s = &server;
-            eventually(Duration::from_secs(20), "server ready", async || {
-                s.readiness.check().is_ok()
-            })
-            .await;
+            let server = start_ready(config).await;
             tx.send((server.grpc_addr, server.admin_addr)).unwrap();
             let _keep = server;
             std::future::pending::<()>().await;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use certmint::app::Server;
-use certmint::config::{AuthnMode, Config, LocalVerification};
+use certmint::config::{Config, LocalVerification};
 use rcgen::KeyPair;
 
 use crate::common::pki::Ca;
@@ -30,16 +30,8 @@ pub async fn start(
     tweak: impl FnOnce(&mut Config),
 ) -> Env {
     install_crypto();
-    let files = CaFiles::new();
-    let root = Ca::root("root");
-    let issuer = root.issuer("issuer");
-    files.write_anchors(&root.cert_pem);
-    files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
-    let kubeconfig = files.dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig);
-    let mut c = files.config();
-    c.kubeconfig = Some(kubeconfig);
-    c.authn.mode = AuthnMode::Kubernetes;
+    let (files, _, issuer) = CaFiles::with_ca("root", "issuer");
+    let mut c = files.kubernetes_config(|p| kube.write_kubeconfig(p));
     c.authn.kubernetes.timeout = Duration::from_secs(2);
     c.authn.kubernetes.local_verification = mode;
     tweak(&mut c);

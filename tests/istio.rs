@@ -15,7 +15,7 @@ use common::pki::Ca;
 use common::tls::{channel_over, rustls_client};
 use common::*;
 use istio_client::{Call, sidecar_csr, ztunnel_csr};
-use rustls_pki_types::{CertificateDer, UnixTime, pem::PemObject};
+use rustls_pki_types::{CertificateDer, pem::PemObject};
 use tonic::Code;
 use tonic::transport::Channel;
 use x509_parser::prelude::*;
@@ -109,28 +109,7 @@ fn check_chain(chain: &[String]) -> CertificateDer<'static> {
         s.root.der.as_slice(),
         "the root comes last"
     );
-    let anchors = vec![webpki::anchor_from_trusted_cert(&roots[0]).unwrap()];
-    let ee = webpki::EndEntityCert::try_from(&leaf[0]).unwrap();
-    let now = UnixTime::since_unix_epoch(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap(),
-    );
-    for usage in [
-        webpki::KeyUsage::server_auth(),
-        webpki::KeyUsage::client_auth(),
-    ] {
-        ee.verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            &der_of(&chain[1]),
-            now,
-            usage,
-            None,
-            None,
-        )
-        .unwrap();
-    }
+    common::pki::verify_both_roles(&leaf[0], &der_of(&chain[1]), &roots);
     leaf[0].clone()
 }
 

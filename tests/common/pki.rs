@@ -86,3 +86,32 @@ impl Ca {
         }
     }
 }
+
+/// Verifies `leaf` through `intermediates` to one of `roots` with rustls-webpki, for both
+/// TLS roles (server and client auth), now.
+pub fn verify_both_roles(
+    leaf: &rustls_pki_types::CertificateDer<'_>,
+    intermediates: &[rustls_pki_types::CertificateDer<'_>],
+    roots: &[rustls_pki_types::CertificateDer<'_>],
+) {
+    let anchors: Vec<_> = roots
+        .iter()
+        .map(|r| webpki::anchor_from_trusted_cert(r).unwrap().to_owned())
+        .collect();
+    let ee = webpki::EndEntityCert::try_from(leaf).unwrap();
+    for usage in [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::client_auth(),
+    ] {
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            intermediates,
+            rustls_pki_types::UnixTime::now(),
+            usage,
+            None,
+            None,
+        )
+        .expect("chain verifies");
+    }
+}

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 use super::status::{FailureLog, code_name, to_status};
-use crate::audit::record::CertifyRecord;
-use crate::audit::{AuditLog, OnFailure};
+use crate::audit::record::CertifyView;
+use crate::audit::{AuditLog, EncodedBody, OnFailure};
 use crate::ca::cert::hex;
 use crate::certify::{Certified, Certifier, CertifyError, CertifyRequest};
 use crate::metrics::Metrics;
@@ -73,7 +73,7 @@ impl Identity for IdentityService {
             Err(_) => Err(CertifyError::DeadlineExceeded),
         };
         let audit = |code: &str, reason: &str, cert: Option<&Certified>| {
-            CertifyRecord::new(&identity, peer, caller.as_ref(), code, reason, cert)
+            CertifyView::new(&identity, peer, caller.as_ref(), code, reason, cert).encode()
         };
         match result {
             Ok(c) => {
@@ -113,7 +113,7 @@ impl Identity for IdentityService {
 impl IdentityService {
     /// Records an issued certificate. Err (UNAVAILABLE) when the record could not be
     /// written and `audit.on_failure` is `refuse`: the certificate is then not returned.
-    async fn audit_issued(&self, record: CertifyRecord) -> Result<(), Status> {
+    async fn audit_issued(&self, record: EncodedBody) -> Result<(), Status> {
         let Some(audit) = &self.audit else {
             return Ok(());
         };
@@ -128,7 +128,7 @@ impl IdentityService {
     }
 
     /// Records a refusal; the caller is refused whether or not the record is written.
-    async fn audit_refused(&self, record: CertifyRecord) {
+    async fn audit_refused(&self, record: EncodedBody) {
         if let Some(audit) = &self.audit {
             let _ = audit.record(record, self.deadline).await;
         }

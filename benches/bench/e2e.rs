@@ -117,7 +117,7 @@ struct Ratios {
 }
 
 /// The audit trail as the chart runs it: a file sink, checkpoints signed with Ed25519.
-fn audit_on(c: &mut certmint::config::Config, dir: &std::path::Path) {
+pub(super) fn audit_on(c: &mut certmint::config::Config, dir: &std::path::Path) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("audit key");
     let key_path = dir.join("audit.key");
     std::fs::write(&key_path, key.serialize_pem()).expect("audit key file");

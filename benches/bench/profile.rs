@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::args::Options;
+use super::e2e;
 use super::fixtures::{self, NS, Pki, SA};
 use super::load::{self, Spec};
 use super::pipeline::{certifier_step, core_step};
@@ -25,8 +26,14 @@ pub fn run(opts: &Options, case: &str) -> Result<(), String> {
             let mut step = certifier_step(&pki, &csrs);
             move |_| step()
         }),
-        "plaintext" | "tls" => {
-            let env = InProcess::start(&pki, case == "tls", |_| {});
+        "plaintext" | "tls" | "audit" => {
+            // `audit`: plaintext with the audit trail as the e2e section runs it.
+            let audit_dir = tempfile::tempdir().expect("audit dir");
+            let env = InProcess::start(&pki, case == "tls", |c| {
+                if case == "audit" {
+                    e2e::audit_on(c, audit_dir.path());
+                }
+            });
             let token = env
                 .kube
                 .kube

@@ -12,5 +12,6 @@ pub mod sink;
 pub mod verify;
 pub mod writer;
 
+pub use chain::EncodedBody;
 pub use config::{AuditConfig, OnFailure};
 pub use writer::{AuditError, AuditLog};

@@ -1,8 +1,9 @@
-//! The audit writer: a dedicated thread fed by a bounded queue. Certify hands it a record
-//! and waits until the record's batch has been written to every sink (handed to the OS),
-//! so a certificate never leaves before its record. Batches form under load; every batch
-//! is written at once, so nothing waits longer than one write. Checkpoints are added every
-//! `checkpoint.records` records or `checkpoint.interval`, and a last one on close.
+//! The audit writer: a dedicated thread fed by a bounded queue. Certify serialises its
+//! record's body on its own task, hands it over and waits until the record's batch has been
+//! written to every sink (handed to the OS), so a certificate never leaves before its
+//! record. Batches form under load; every batch is written at once, so nothing waits longer
+//! than one write. Checkpoints are added every `checkpoint.records` records or
+//! `checkpoint.interval`, and a last one on close.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,23 +11,25 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::chain::Chain;
+use super::chain::{Chain, EncodedBody};
 use super::checkpoint::{AuditSigner, KeyError, checkpoint};
 use super::config::{AuditConfig, OnFailure};
-use super::record::{Body, CertifyRecord, timestamp};
+use super::record::timestamp;
 use super::sink::file::FileSink;
 use super::sink::{Sink, StdoutSink};
 use crate::metrics::{Metrics, ResultLabel};
 
 /// Records written in one batch at most.
 const MAX_BATCH: usize = 512;
+/// The batch buffer is kept between batches up to this size.
+const KEEP_BUF: usize = 1 << 20;
 /// How often the writer looks at checkpoints due and retries a failed sink.
 const TICK: Duration = Duration::from_millis(100);
 /// While a sink fails, a probe checkpoint is tried this often.
 const PROBE: Duration = Duration::from_secs(1);
-/// Under load (the last batch was written less than `BUSY` ago) the writer waits `LINGER`
-/// for more records before writing, so that one write carries many; when idle it writes
-/// at once.
+/// Under load (the last batch was written less than `BUSY` ago) the writer sleeps `LINGER`
+/// and then takes what came meanwhile, so that one write carries many; when idle it writes
+/// a record at once. (This thread only writes audit records: its sleep stalls nothing else.)
 const BUSY: Duration = Duration::from_millis(5);
 const LINGER: Duration = Duration::from_millis(1);
 
@@ -49,10 +52,19 @@ pub enum AuditError {
     Unavailable,
 }
 
-type Ack = oneshot::Sender<bool>;
+/// The writer's answer to one record: whether every sink took it, and the record's buffer
+/// back, so that it is freed on the Certify side. (glibc's allocator makes a free on
+/// another thread than the allocating one contend for that thread's arena: with every
+/// record's strings freed on the writer thread, that cost more than the record itself.)
+struct Done {
+    written: bool,
+    _buf: Vec<u8>,
+}
+
+type Ack = oneshot::Sender<Done>;
 
 enum Msg {
-    Record(Box<CertifyRecord>, Ack),
+    Record(EncodedBody, Ack),
     Close(oneshot::Sender<()>),
 }
 
@@ -106,6 +118,9 @@ impl AuditLog {
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             last_write: Instant::now(),
+            last_probe: Instant::now(),
+            pending: Vec::new(),
+            buf: Vec::new(),
             healthy: healthy.clone(),
             fail: fail.clone(),
             metrics: metrics.clone(),
@@ -146,17 +161,20 @@ impl AuditLog {
         self.healthy.load(Ordering::Acquire)
     }
 
-    /// Hands `record` to the writer and waits (at most `wait`) until it is written.
-    pub async fn record(&self, record: CertifyRecord, wait: Duration) -> Result<(), AuditError> {
+    /// Hands a record's `body` to the writer and waits (at most `wait`) until it is
+    /// written. The body was serialised on the calling task
+    /// ([`CertifyView::encode`](super::record::CertifyView::encode)); the writer thread
+    /// only splices it under the chain fields.
+    pub async fn record(&self, body: EncodedBody, wait: Duration) -> Result<(), AuditError> {
         let (ack, written) = oneshot::channel();
         let handed = async {
             self.tx
-                .send(Msg::Record(Box::new(record), ack))
+                .send(Msg::Record(body, ack))
                 .await
                 .map_err(|_| AuditError::Unavailable)?;
             match written.await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(AuditError::Sink),
+                Ok(Done { written: true, .. }) => Ok(()),
+                Ok(Done { written: false, .. }) => Err(AuditError::Sink),
                 Err(_) => Err(AuditError::Unavailable),
             }
         };
@@ -198,6 +216,11 @@ struct Writer {
     since_checkpoint: u64,
     last_checkpoint: Instant,
     last_write: Instant,
+    last_probe: Instant,
+    /// The batch being formed: bodies and who waits for them (none for the `start`).
+    pending: Vec<(EncodedBody, Option<Ack>)>,
+    /// The batch's lines, reused from batch to batch.
+    buf: Vec<u8>,
     healthy: Arc<AtomicBool>,
     fail: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -215,60 +238,74 @@ impl Writer {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, after: Option<String>) {
-        self.write(vec![Chain::start_body(after)], Vec::new());
+        let start = EncodedBody::new(&Chain::start_body(after));
+        self.pending.push((start, None));
+        self.write_pending();
         self.since_checkpoint = 0;
         let mut tick = tokio::time::interval(TICK);
-        let mut last_probe = Instant::now();
         loop {
+            // Under load (the last batch was written less than `BUSY` ago) gather records
+            // for `LINGER` without waiting on the queue: then Certify calls do not wake
+            // this thread, and one write carries many records.
+            if self.last_write.elapsed() < BUSY {
+                std::thread::sleep(LINGER);
+                self.housekeeping();
+                match rx.try_recv() {
+                    Ok(msg) => match self.batch(msg, &mut rx) {
+                        Some(done) => return self.close(done),
+                        None => continue,
+                    },
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            }
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     if let Some(done) = self.batch(msg, &mut rx) {
-                        self.finish();
-                        let _ = done.send(());
-                        return;
+                        return self.close(done);
                     }
                 }
-                _ = tick.tick() => {
-                    let failing = !self.healthy.load(Ordering::Acquire);
-                    let due = self.since_checkpoint > 0
-                        && self.last_checkpoint.elapsed() >= self.interval;
-                    if (failing && last_probe.elapsed() >= PROBE) || (!failing && due) {
-                        last_probe = Instant::now();
-                        self.write_checkpoint(false);
-                    }
-                }
+                _ = tick.tick() => self.housekeeping(),
             }
         }
         self.finish();
     }
 
+    /// Writes a checkpoint when one is due by time, or a probe while the sinks fail.
+    fn housekeeping(&mut self) {
+        let failing = !self.healthy.load(Ordering::Acquire);
+        let due = self.since_checkpoint > 0 && self.last_checkpoint.elapsed() >= self.interval;
+        if (failing && self.last_probe.elapsed() >= PROBE) || (!failing && due) {
+            self.last_probe = Instant::now();
+            self.write_checkpoint(false);
+        }
+    }
+
+    fn close(&mut self, done: oneshot::Sender<()>) {
+        self.finish();
+        let _ = done.send(());
+    }
+
     /// Writes `first` and whatever else is queued now. Returns the close request, if
     /// one was met (everything before it is written first).
     fn batch(&mut self, first: Msg, rx: &mut mpsc::Receiver<Msg>) -> Option<oneshot::Sender<()>> {
-        let (mut bodies, mut acks, mut close) = (Vec::new(), Vec::new(), None);
-        if self.last_write.elapsed() < BUSY {
-            // This thread only writes audit records: blocking it briefly stalls nothing else.
-            std::thread::sleep(LINGER);
-        }
+        let mut close = None;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Record(r, ack) => {
-                    bodies.push(Body::Certify(r));
-                    acks.push(ack);
-                }
+                Msg::Record(body, ack) => self.pending.push((body, Some(ack))),
                 Msg::Close(done) => {
                     close = Some(done);
                     break;
                 }
             }
-            if bodies.len() < MAX_BATCH {
+            if self.pending.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        if !bodies.is_empty() {
-            self.write(bodies, acks);
+        if !self.pending.is_empty() {
+            self.write_pending();
         }
         close
     }
@@ -295,26 +332,31 @@ impl Writer {
         }
     }
 
-    /// Seals `bodies` (adding checkpoints where due), writes them, answers the acks.
-    fn write(&mut self, bodies: Vec<Body>, acks: Vec<Ack>) {
+    /// Seals the pending bodies (adding checkpoints where due), writes them, answers the
+    /// acks.
+    fn write_pending(&mut self) {
         let mut trial = self.chain.clone();
         let mut since = self.since_checkpoint;
         let time = timestamp(SystemTime::now());
-        let mut buf = Vec::with_capacity(bodies.len() * 700);
-        let count = bodies.len() as u64;
-        for body in bodies {
-            buf.extend(trial.seal(body, time.clone()));
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let count = self.pending.len() as u64;
+        for (body, _) in &self.pending {
+            trial.seal_into(&mut buf, body, &time);
             buf.push(b'\n');
             since += 1;
             if since >= self.every {
                 let cp = checkpoint(self.signer.as_ref(), &trial, &time, false);
-                buf.extend(trial.seal(cp, time.clone()));
+                trial.seal_into(&mut buf, &EncodedBody::new(&cp), &time);
                 buf.push(b'\n');
                 since = 0;
                 self.last_checkpoint = Instant::now();
             }
         }
         let outcome = self.emit(&buf);
+        buf.clear();
+        buf.shrink_to(KEEP_BUF);
+        self.buf = buf;
         self.last_write = Instant::now();
         if outcome.any {
             self.chain = trial;
@@ -326,8 +368,11 @@ impl Writer {
             .audit_records
             .get_or_create(&ResultLabel { result })
             .inc_by(count);
-        for ack in acks {
-            let _ = ack.send(written);
+        for (body, ack) in self.pending.drain(..) {
+            if let Some(ack) = ack {
+                let _buf = body.into_vec();
+                let _ = ack.send(Done { written, _buf });
+            }
         }
     }
 

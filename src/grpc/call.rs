@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use tonic::Status;
 
 use super::status::{FailureLog, code_name, to_status};
-use crate::audit::record::CertifyRecord;
-use crate::audit::{AuditLog, OnFailure};
+use crate::audit::record::CertifyView;
+use crate::audit::{AuditLog, EncodedBody, OnFailure};
 use crate::ca::cert::hex;
 use crate::certify::{Certified, Certifier, CertifyError, CertifyRequest, Trace};
 use crate::metrics::Metrics;
@@ -78,7 +78,7 @@ impl CallHandler {
         };
         let record = |code: &str, reason: &str, cert: Option<&Certified>| {
             let caller = trace.caller.as_ref();
-            CertifyRecord::new(self.api, &trace.identity, peer, caller, code, reason, cert)
+            CertifyView::new(self.api, &trace.identity, peer, caller, code, reason, cert).encode()
         };
         match result {
             Ok(c) => {
@@ -112,7 +112,7 @@ impl CallHandler {
 
     /// Records an issued certificate. Err (UNAVAILABLE) when the record could not be
     /// written and `audit.on_failure` is `refuse`: the certificate is then not returned.
-    async fn audit_issued(&self, record: CertifyRecord) -> Result<(), Status> {
+    async fn audit_issued(&self, record: EncodedBody) -> Result<(), Status> {
         let Some(audit) = &self.audit else {
             return Ok(());
         };
@@ -127,7 +127,7 @@ impl CallHandler {
     }
 
     /// Records a refusal; the caller is refused whether or not the record is written.
-    async fn audit_refused(&self, record: CertifyRecord) {
+    async fn audit_refused(&self, record: EncodedBody) {
         if let Some(audit) = &self.audit {
             let _ = audit.record(record, self.deadline).await;
         }

@@ -2,7 +2,9 @@
 //! one token is served from the cache, Certify over loopback HTTP/2 at concurrency 1 and 64.
 //! A third server, plaintext with the audit trail on (file sink, Ed25519-signed
 //! checkpoints), runs the c64 one-connection case right after the plaintext one, round
-//! after round, for the audit cost ratio (issue 12).
+//! after round, for the audit cost ratio (issue 12); a fourth, plaintext with Istio's API
+//! on, runs the same case through CreateCertificate (PEM in and out) for the Istio/Linkerd
+//! ratio (issue 13).
 
 use std::time::Duration;
 
@@ -22,6 +24,9 @@ const CASES: [(usize, usize); 4] = [(1, 1), (64, 1), (64, 8), (64, 64)];
 const PLAIN: usize = 0;
 const TLS: usize = 1;
 const AUDIT: usize = 2;
+const ISTIO: usize = 3;
+/// Istio's default token audience.
+const ISTIO_AUDIENCE: &str = "istio-ca";
 
 pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target>) {
     // Both servers run side by side and the cases alternate between them, round after
@@ -31,14 +36,18 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
         InProcess::start(pki, false, |_| {}),
         InProcess::start(pki, true, |_| {}),
         InProcess::start(pki, false, |c| audit_on(c, audit_dir.path())),
+        InProcess::start(pki, false, |c| c.istio.enabled = true),
     ];
+    let istio_csrs = super::fixtures::istio_csr_pool(csrs.len());
     let tokens: Vec<Vec<u8>> = envs
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(m, e)| {
+            let aud = if m == ISTIO { ISTIO_AUDIENCE } else { AUDIENCE };
             let t = e
                 .kube
                 .kube
-                .mint_token(NS, SA, &[AUDIENCE], Duration::from_secs(3600));
+                .mint_token(NS, SA, &[aud], Duration::from_secs(3600));
             t.into_bytes()
         })
         .collect();
@@ -48,24 +57,19 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
     let mut ratios = Ratios::default();
     for round in 0..rounds {
         let fc = floor::measure(Duration::from_millis(if opts.quick { 200 } else { 500 }));
-        let mut c64 = [0.0; 3];
+        let mut c64 = [0.0; 4];
         for (i, (concurrency, conns)) in CASES.into_iter().enumerate() {
             // Audit on and off alternate which goes first, round by round.
             let modes: &[usize] = match ((concurrency, conns), round % 2) {
-                ((64, 1), 0) => &[PLAIN, AUDIT, TLS],
-                ((64, 1), _) => &[AUDIT, PLAIN, TLS],
+                ((64, 1), 0) => &[PLAIN, AUDIT, ISTIO, TLS],
+                ((64, 1), _) => &[ISTIO, AUDIT, PLAIN, TLS],
                 _ => &[PLAIN, TLS],
             };
             for &m in modes {
-                let out = load::run(&spec(
-                    opts,
-                    &envs[m],
-                    &tokens[m],
-                    csrs,
-                    i,
-                    concurrency,
-                    conns,
-                ));
+                let pool = if m == ISTIO { &istio_csrs } else { csrs };
+                let mut run = spec(opts, &envs[m], &tokens[m], pool, i, concurrency, conns);
+                run.istio = m == ISTIO;
+                let out = load::run(&run);
                 if (concurrency, conns) == (64, 1) {
                     c64[m] = out.rate();
                 }
@@ -82,6 +86,7 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
             .push(c64[PLAIN] / (2.0 * fc.certs_per_core()));
         ratios.tls.push(c64[TLS] / c64[PLAIN]);
         ratios.audit.push(c64[AUDIT] / c64[PLAIN]);
+        ratios.istio.push(c64[ISTIO] / c64[PLAIN]);
     }
     // Rows by mode, then case; each shows its median run (by throughput).
     runs.sort_by_key(|((m, c, n), _)| (*m, *c, *n));
@@ -114,6 +119,8 @@ struct Ratios {
     tls: Vec<f64>,
     /// Audit on / off, plaintext c64.
     audit: Vec<f64>,
+    /// Istio's CreateCertificate / Linkerd's Certify, plaintext c64.
+    istio: Vec<f64>,
 }
 
 /// The audit trail as the chart runs it: a file sink, checkpoints signed with Ed25519.
@@ -145,6 +152,7 @@ fn spec<'a>(
         identity: identity(),
         token: token.to_vec(),
         csrs,
+        istio: false,
         first_csr: case * 10_000,
         requests: requests(opts, concurrency),
         warmup: opts.scaled(500),
@@ -162,6 +170,7 @@ fn case_name(mode: usize, concurrency: usize, conns: usize) -> String {
     let mode = match mode {
         TLS => "TLS",
         AUDIT => "plaintext+audit",
+        ISTIO => "plaintext, Istio API",
         _ => "plaintext",
     };
     let conns = if conns == 1 {
@@ -228,6 +237,12 @@ fn targets(results: &Results, ratios: &Ratios) -> Vec<Target> {
     t.push(Target::at_least(
         "e2e plaintext c64 with audit ≥ 0.9 × without (audit/off)",
         median(ratios.audit.clone()),
+        0.9,
+        "x",
+    ));
+    t.push(Target::at_least(
+        "e2e Istio CreateCertificate c64 ≥ 0.9 × Linkerd Certify (istio/linkerd)",
+        median(ratios.istio.clone()),
         0.9,
         "x",
     ));

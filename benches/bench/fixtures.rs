@@ -73,6 +73,22 @@ impl Pki {
 
 /// `n` CSRs for `identity`, each with its own key, made on every core.
 pub fn csr_pool(identity: &str, n: usize) -> Vec<Vec<u8>> {
+    pool(n, &CsrSpec::for_identity(identity), |der| der)
+}
+
+/// `n` CSRs as Istio's ztunnel sends them (PEM, empty subject, the SPIFFE ID as the only
+/// SAN), each with its own key.
+pub fn istio_csr_pool(n: usize) -> Vec<Vec<u8>> {
+    let spec = CsrSpec {
+        uris: vec![format!("spiffe://cluster.local/ns/{NS}/sa/{SA}")],
+        ..CsrSpec::default()
+    };
+    pool(n, &spec, |der| {
+        pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)).into_bytes()
+    })
+}
+
+fn pool(n: usize, spec: &CsrSpec, encode: fn(Vec<u8>) -> Vec<u8>) -> Vec<Vec<u8>> {
     let threads = std::thread::available_parallelism().map_or(1, |c| c.get());
     let per = n.div_ceil(threads);
     std::thread::scope(|s| {
@@ -80,9 +96,8 @@ pub fn csr_pool(identity: &str, n: usize) -> Vec<Vec<u8>> {
             .map(|t| {
                 let count = per.min(n.saturating_sub(t * per));
                 s.spawn(move || {
-                    let spec = CsrSpec::for_identity(identity);
                     (0..count)
-                        .map(|_| spec.build(&KeyPair::generate().expect("P-256 key")))
+                        .map(|_| encode(spec.build(&KeyPair::generate().expect("P-256 key"))))
                         .collect::<Vec<_>>()
                 })
             })

@@ -1,11 +1,14 @@
 //! The load generator: one OS thread, a current-thread tokio runtime, the published
-//! `linkerd2-proxy-api` client over loopback HTTP/2 (h2c or TLS). CSRs are made before the
+//! `linkerd2-proxy-api` client (or, for Istio's API, the client generated from
+//! `proto/istio_ca.proto`) over loopback HTTP/2 (h2c or TLS). CSRs are made before the
 //! clock starts; each call carries the next one.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use certmint::proto::istio::IstioCertificateRequest;
+use certmint::proto::istio::istio_certificate_service_client::IstioCertificateServiceClient;
 use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -26,7 +29,10 @@ pub struct Spec<'a> {
     pub target: Target,
     pub identity: String,
     pub token: Vec<u8>,
+    /// DER CSRs for Linkerd's Certify; PEM for Istio's CreateCertificate.
     pub csrs: &'a [Vec<u8>],
+    /// Call Istio's CreateCertificate (token as a Bearer header) instead of Certify.
+    pub istio: bool,
     /// Index of the first CSR to use (CSRs are taken in order, wrapping around the pool).
     pub first_csr: usize,
     pub requests: usize,
@@ -90,7 +96,7 @@ pub fn run(spec: &Spec<'_>) -> Outcome {
 async fn drive(spec: &Spec<'_>) -> Outcome {
     let mut clients = Vec::new();
     for _ in 0..spec.conns.max(1) {
-        clients.push(IdentityClient::new(connect(&spec.target).await));
+        clients.push(connect(&spec.target).await);
     }
     let first = spec.first_csr;
     if spec.warmup > 0 {
@@ -113,7 +119,7 @@ async fn drive(spec: &Spec<'_>) -> Outcome {
 /// none started after `cap`.
 async fn calls(
     spec: &Spec<'_>,
-    clients: &[IdentityClient<Channel>],
+    clients: &[Channel],
     from: usize,
     count: usize,
     cap: Option<Instant>,
@@ -124,39 +130,87 @@ async fn calls(
         ..Outcome::default()
     });
     let workers = (0..spec.concurrency.min(count).max(1)).map(|w| {
-        let mut client = clients[w % clients.len()].clone();
+        let channel = clients[w % clients.len()].clone();
         let (next, out) = (&next, &out);
         async move {
+            let mut client = Client::new(channel, spec);
             loop {
                 let i = next.get();
                 if i >= count || cap.is_some_and(|c| Instant::now() >= c) {
                     return;
                 }
                 next.set(i + 1);
-                let req = CertifyRequest {
-                    identity: spec.identity.clone(),
-                    token: spec.token.clone(),
-                    certificate_signing_request: spec.csrs[(from + i) % spec.csrs.len()].clone(),
-                };
+                let csr = &spec.csrs[(from + i) % spec.csrs.len()];
                 let t = Instant::now();
-                let r = client.certify(req).await;
+                let r = client.call(spec, csr).await;
                 let us = t.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 let mut o = out.borrow_mut();
                 match r {
-                    Ok(resp) if !resp.get_ref().leaf_certificate.is_empty() => {
+                    Ok(()) => {
                         o.ok += 1;
                         o.latencies.push(us);
                     }
-                    Ok(_) => record_error(&mut o, "empty leaf".into()),
-                    Err(status) => {
-                        record_error(&mut o, format!("{:?}: {}", status.code(), status.message()))
-                    }
+                    Err(e) => record_error(&mut o, e),
                 }
             }
         }
     });
     futures::future::join_all(workers).await;
     out.into_inner()
+}
+
+/// A client of the wire API the spec asks for.
+enum Client {
+    Linkerd(IdentityClient<Channel>),
+    Istio(
+        IstioCertificateServiceClient<Channel>,
+        tonic::metadata::AsciiMetadataValue,
+    ),
+}
+
+impl Client {
+    fn new(channel: Channel, spec: &Spec<'_>) -> Self {
+        if !spec.istio {
+            return Client::Linkerd(IdentityClient::new(channel));
+        }
+        let token = String::from_utf8_lossy(&spec.token);
+        let bearer = format!("Bearer {}", token.trim())
+            .parse()
+            .expect("token header");
+        Client::Istio(IstioCertificateServiceClient::new(channel), bearer)
+    }
+
+    /// One call with `csr`; Err says why it did not issue.
+    async fn call(&mut self, spec: &Spec<'_>, csr: &[u8]) -> Result<(), String> {
+        let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
+        match self {
+            Client::Linkerd(c) => {
+                let req = CertifyRequest {
+                    identity: spec.identity.clone(),
+                    token: spec.token.clone(),
+                    certificate_signing_request: csr.to_vec(),
+                };
+                let resp = c.certify(req).await.map_err(status)?;
+                match resp.get_ref().leaf_certificate.is_empty() {
+                    true => Err("empty leaf".into()),
+                    false => Ok(()),
+                }
+            }
+            Client::Istio(c, bearer) => {
+                let mut req = tonic::Request::new(IstioCertificateRequest {
+                    csr: String::from_utf8_lossy(csr).into_owned(),
+                    validity_duration: 86_400,
+                    metadata: None,
+                });
+                req.metadata_mut().insert("authorization", bearer.clone());
+                let resp = c.create_certificate(req).await.map_err(status)?;
+                match resp.get_ref().cert_chain.len() {
+                    3 => Ok(()),
+                    n => Err(format!("chain of {n} entries")),
+                }
+            }
+        }
+    }
 }
 
 fn record_error(o: &mut Outcome, e: String) {

@@ -43,6 +43,7 @@ pub fn run(opts: &Options, case: &str) -> Result<(), String> {
                 identity: fixtures::identity(),
                 token: token.into_bytes(),
                 csrs: &csrs,
+                istio: false,
                 first_csr: 0,
                 requests: n,
                 warmup: 100,

@@ -95,6 +95,7 @@ fn rss_run(opts: &Options, s: &Setup, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
             identity: identity(),
             token: token.clone().into_bytes(),
             csrs,
+            istio: false,
             first_csr: done,
             requests: upto - done,
             warmup: 0,

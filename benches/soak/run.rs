@@ -206,6 +206,7 @@ fn capacity(target: &Target, token: Vec<u8>, csrs: &[Vec<u8>]) -> f64 {
         identity: linkerd_name(POD_NS, ACCOUNTS[0]),
         token,
         csrs,
+        istio: false,
         first_csr: 0,
         requests: 500_000,
         warmup: 500,

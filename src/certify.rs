@@ -160,7 +160,9 @@ impl Certifier {
         req: CertifyRequest,
         trace: &mut Trace,
     ) -> Result<Certified, CertifyError> {
-        if let Requested::Linkerd(id) | Requested::OnBehalf(id) = &req.requested {
+        if let (Requested::Linkerd(id) | Requested::OnBehalf(id), true) =
+            (&req.requested, trace.identity.is_empty())
+        {
             trace.identity.clone_from(id);
         }
         // 1. The snapshot taken here is used for the whole request, even across a swap.
@@ -181,20 +183,7 @@ impl Certifier {
         // 7.
         let sa = self.authorize(&req.requested, caller, wanted)?;
         // 8. Built from the authenticated identity; the CSR gives only its public key.
-        let uri = Some(self.naming.spiffe_id(&sa));
-        let names = match req.requested {
-            Requested::Linkerd(_) => LeafNames {
-                dns: vec![self.naming.linkerd_name(&sa)],
-                uri,
-            },
-            Requested::OwnSpiffe | Requested::OnBehalf(_) => LeafNames { dns: vec![], uri },
-        };
-        let policy = LeafPolicy {
-            lifetime: req.lifetime.map_or(self.policy.lifetime, |l| {
-                l.clamp(MIN_LIFETIME, self.policy.lifetime.max(MIN_LIFETIME))
-            }),
-            ..self.policy
-        };
+        let (names, policy) = self.leaf_profile(&req.requested, &sa, req.lifetime);
         let now = self.clock.now();
         let leaf = state.issuer.sign_leaf(
             &names,
@@ -215,6 +204,28 @@ impl Certifier {
             issuer_serial: issuer.serial_hex.clone(),
             issuer_sha256: issuer.fingerprint_sha256.clone(),
         })
+    }
+
+    /// The leaf's names and lifetime for `sa`: Linkerd's API gets the Linkerd name and the
+    /// SPIFFE ID, Istio's the SPIFFE ID only; a requested lifetime is kept within
+    /// [`MIN_LIFETIME`, the configured lifetime].
+    fn leaf_profile(
+        &self,
+        requested: &Requested,
+        sa: &ServiceAccount,
+        lifetime: Option<Duration>,
+    ) -> (LeafNames, LeafPolicy) {
+        let uri = Some(self.naming.spiffe_id(sa));
+        let dns = match requested {
+            Requested::Linkerd(_) => vec![self.naming.linkerd_name(sa)],
+            Requested::OwnSpiffe | Requested::OnBehalf(_) => Vec::new(),
+        };
+        let max = self.policy.lifetime.max(MIN_LIFETIME);
+        let policy = LeafPolicy {
+            lifetime: lifetime.map_or(self.policy.lifetime, |l| l.clamp(MIN_LIFETIME, max)),
+            ..self.policy
+        };
+        (LeafNames { dns, uri }, policy)
     }
 
     /// Step 5: the CSR names exactly the identity asked for. Returns the service account

@@ -70,6 +70,8 @@ pub struct Trace {
 pub struct Certified {
     pub leaf: CertificateDer<'static>,
     pub chain: Vec<Bytes>,
+    /// The same chain as PEM (shared with the issuer).
+    pub chain_pem: Arc<[String]>,
     /// The trust-anchor bundle the issuer was validated against, PEM.
     pub anchors_pem: Bytes,
     pub not_before: SystemTime,
@@ -196,6 +198,7 @@ impl Certifier {
         Ok(Certified {
             leaf: leaf.der,
             chain: state.issuer.chain_bytes().to_vec(),
+            chain_pem: state.issuer.chain_pem().clone(),
             anchors_pem: state.anchors.pem().clone(),
             not_before: leaf.not_before,
             not_after: leaf.not_after,

@@ -198,7 +198,7 @@ impl Client {
             }
             Client::Istio(c, bearer) => {
                 let mut req = tonic::Request::new(IstioCertificateRequest {
-                    csr: String::from_utf8_lossy(csr).into_owned(),
+                    csr: String::from_utf8(csr.to_vec()).expect("PEM is ASCII"),
                     validity_duration: 86_400,
                     metadata: None,
                 });

@@ -26,24 +26,35 @@ pub fn run(opts: &Options, case: &str) -> Result<(), String> {
             let mut step = certifier_step(&pki, &csrs);
             move |_| step()
         }),
-        "plaintext" | "tls" | "audit" => {
-            // `audit`: plaintext with the audit trail as the e2e section runs it.
+        "plaintext" | "tls" | "audit" | "istio" => {
+            // `audit`: plaintext with the audit trail as the e2e section runs it; `istio`:
+            // plaintext through Istio's CreateCertificate.
             let audit_dir = tempfile::tempdir().expect("audit dir");
             let env = InProcess::start(&pki, case == "tls", |c| {
                 if case == "audit" {
                     e2e::audit_on(c, audit_dir.path());
                 }
+                c.istio.enabled = case == "istio";
             });
+            let aud = if case == "istio" {
+                "istio-ca"
+            } else {
+                AUDIENCE
+            };
             let token = env
                 .kube
                 .kube
-                .mint_token(NS, SA, &[AUDIENCE], Duration::from_secs(3600));
+                .mint_token(NS, SA, &[aud], Duration::from_secs(3600));
+            let pool = match case {
+                "istio" => fixtures::istio_csr_pool(n.min(1000)),
+                _ => csrs.clone(),
+            };
             let out = load::run(&Spec {
                 target: env.target.clone(),
                 identity: fixtures::identity(),
                 token: token.into_bytes(),
-                csrs: &csrs,
-                istio: false,
+                csrs: &pool,
+                istio: case == "istio",
                 first_csr: 0,
                 requests: n,
                 warmup: 100,

@@ -344,6 +344,7 @@ mod tests {
         let certified = Certified {
             leaf: rustls_pki_types::CertificateDer::from(vec![0x30, 0x82, 0x01, 0x0a]),
             chain: Vec::new(),
+            chain_pem: Vec::new().into(),
             anchors_pem: bytes::Bytes::new(),
             not_before: UNIX_EPOCH + Duration::from_millis(1_796_000_000_123),
             not_after: UNIX_EPOCH + Duration::from_secs(1_796_086_400),

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost_types::value::Kind;
+use rustls_pki_types::CertificateSigningRequestDer;
+use rustls_pki_types::pem::PemObject;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -106,10 +108,11 @@ impl IstioCertificateService for IstioService {
 /// Leaf, intermediates, then the whole anchor bundle as the last entry: Istio's clients
 /// take their roots from the last entry, and during a rotation both roots must be there.
 fn pem_chain(c: &Certified) -> Vec<String> {
-    let mut chain = Vec::with_capacity(c.chain.len() + 2);
+    let mut chain = Vec::with_capacity(c.chain_pem.len() + 2);
     chain.push(to_pem(&c.leaf));
-    chain.extend(c.chain.iter().map(|der| to_pem(der)));
-    chain.push(String::from_utf8_lossy(&c.anchors_pem).into_owned());
+    chain.extend(c.chain_pem.iter().cloned());
+    let anchors = std::str::from_utf8(&c.anchors_pem).unwrap_or_default();
+    chain.push(anchors.to_owned());
     chain
 }
 
@@ -158,11 +161,9 @@ fn csr_der(csr: &str) -> Result<Bytes, CertifyError> {
     if csr.len() > MAX_CSR_PEM_BYTES {
         return Err(CertifyError::InvalidRequest("csr is larger than 32 KiB"));
     }
-    match pem::parse(csr) {
-        Ok(p) if matches!(p.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST") => {
-            Ok(Bytes::from(p.into_contents()))
-        }
-        _ => Err(CertifyError::InvalidRequest(
+    match CertificateSigningRequestDer::from_pem_slice(csr.as_bytes()) {
+        Ok(der) => Ok(Bytes::from(der.as_ref().to_vec())),
+        Err(_) => Err(CertifyError::InvalidRequest(
             "csr is not a PEM CERTIFICATE REQUEST",
         )),
     }

@@ -42,13 +42,7 @@ async fn start(files: &CaFiles, tls: bool) -> Server {
     c.limits.handshake_timeout = HANDSHAKE;
     c.limits.max_connections = CAP;
     c.limits.request_timeout = Duration::from_secs(2);
-    let server = Server::start(c).await.unwrap();
-    let s = &server;
-    eventually(Duration::from_secs(20), "ready", async || {
-        s.readiness.check().is_ok()
-    })
-    .await;
-    server
+    start_ready(c).await
 }
 
 fn web() -> String {

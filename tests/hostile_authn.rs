@@ -9,7 +9,6 @@ mod fake_kube;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use certmint::app::Server;
 use certmint::config::{AuthnMode, Config, LocalVerification, SourceKind};
 use common::wire::GoodClient;
 use common::*;
@@ -57,12 +56,7 @@ async fn stalled_token_reviews_do_not_stall_reviewed_clients() {
     ]);
     kube.put_secret(NS, "linkerd-identity-issuer", "kubernetes.io/tls", secret);
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&kube, dir.path())).await.unwrap();
-    let s = &server;
-    eventually(Duration::from_secs(20), "ready", async || {
-        s.readiness.check().is_ok()
-    })
-    .await;
+    let server = start_ready(config(&kube, dir.path())).await;
     let addr = server.grpc_addr;
     let day = Duration::from_secs(3600);
     let token = kube.mint_token("shop", "web", &[AUDIENCE], day);

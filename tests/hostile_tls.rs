@@ -81,12 +81,7 @@ async fn tls_attacks_leave_the_good_client_served() {
     c.tls.enabled = true;
     c.limits.handshake_timeout = DEADLINE;
     c.limits.preface_timeout = DEADLINE;
-    let server = Server::start(c).await.unwrap();
-    let s = &server;
-    eventually(Duration::from_secs(20), "ready", async || {
-        s.readiness.check().is_ok()
-    })
-    .await;
+    let server = start_ready(c).await;
     let addr = server.grpc_addr;
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&root.cert_pem))

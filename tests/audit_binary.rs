@@ -22,8 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn serve_records_tokenreview_callers_on_file_and_stdout_and_drains_on_sigterm() {
     let kube = FakeKube::start().await;
     let files = CaFiles::with_fresh_ca();
-    let kubeconfig = files.dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig);
+    let kubeconfig = files.kubeconfig(|p| kube.write_kubeconfig(p));
     let audit = files
         .dir
         .path()

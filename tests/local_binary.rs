@@ -60,8 +60,7 @@ fn wait_line(rx: &mpsc::Receiver<Value>, message: &str, limit: Duration) -> Valu
 async fn serve_binary_certifies_through_an_outage_and_summarises_fallbacks() {
     let kube = FakeKube::start().await;
     let files = CaFiles::with_fresh_ca();
-    let kubeconfig = files.dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig);
+    let kubeconfig = files.kubeconfig(|p| kube.write_kubeconfig(p));
     let config = files.dir.path().join("certmint.yaml");
     std::fs::write(
         &config,

@@ -228,24 +228,25 @@ fn targets(results: &Results, ratios: &Ratios) -> Vec<Target> {
         0.4,
         "x",
     ));
-    t.push(Target::at_least(
-        "e2e TLS c64 within 15 % of plaintext (TLS/plain)",
-        median(ratios.tls.clone()),
-        0.85,
-        "x",
-    ));
-    t.push(Target::at_least(
-        "e2e plaintext c64 with audit ≥ 0.9 × without (audit/off)",
-        median(ratios.audit.clone()),
-        0.9,
-        "x",
-    ));
-    t.push(Target::at_least(
-        "e2e Istio CreateCertificate c64 ≥ 0.9 × Linkerd Certify (istio/linkerd)",
-        median(ratios.istio.clone()),
-        0.9,
-        "x",
-    ));
+    for (name, ratio, limit) in [
+        (
+            "e2e TLS c64 within 15 % of plaintext (TLS/plain)",
+            &ratios.tls,
+            0.85,
+        ),
+        (
+            "e2e plaintext c64 with audit ≥ 0.9 × without (audit/off)",
+            &ratios.audit,
+            0.9,
+        ),
+        (
+            "e2e Istio CreateCertificate c64 ≥ 0.9 × Linkerd Certify (istio/linkerd)",
+            &ratios.istio,
+            0.9,
+        ),
+    ] {
+        t.push(Target::at_least(name, median(ratio.clone()), limit, "x"));
+    }
     for (m, mode) in [(PLAIN, "plaintext"), (TLS, "TLS")] {
         if let Some(o) = find(results, m, 64) {
             t.push(Target::at_most(

@@ -44,9 +44,6 @@ impl<'a> Authenticators<'a> {
     ) -> anyhow::Result<Self> {
         let a = &config.authn;
         let k = &a.kubernetes;
-        if a.mode == AuthnMode::Kubernetes && kube.is_none() {
-            anyhow::bail!("authn.mode kubernetes needs a Kubernetes client");
-        }
         let limit = Arc::new(Backpressure::new(
             k.max_in_flight,
             k.qps,

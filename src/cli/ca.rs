@@ -11,11 +11,11 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
+use crate::ca::cert::to_pem;
 use crate::ca::cert::{CertInfo, parse_pem_chain};
 use crate::ca::create::{KeyType, generate_key, new_issuer, new_root};
 use crate::ca::keys::key_pair_from_pem;
 use crate::ca::{Issuer, IssuerMaterial, TrustAnchors, fmt_time};
-use crate::cli::certify::pem_cert;
 use crate::cli::describe::{CertView, duration_text, left_text};
 use crate::config::parse_duration;
 use crate::fsutil::read_bounded;
@@ -129,7 +129,7 @@ fn issuer(args: IssuerArgs, now: SystemTime) -> anyhow::Result<ExitCode> {
     // Intermediates between the signing CA and its root belong in the issuer's chain file.
     let mut cert_pem = material.cert_pem;
     for c in ca_chain.iter().filter(|c| !c.self_signed) {
-        cert_pem.push_str(&pem_cert(&c.der));
+        cert_pem.push_str(&to_pem(&c.der));
     }
     self_check(&ca_chain, &cert_pem, &material.key_pem, now)?;
     args.out.write(&cert_pem, &material.key_pem)?;
@@ -200,7 +200,7 @@ fn self_check(
     let Some(root) = ca_chain.iter().find(|c| c.self_signed) else {
         return Ok(());
     };
-    let anchors = TrustAnchors::from_pem(pem_cert(&root.der).as_bytes(), now)?;
+    let anchors = TrustAnchors::from_pem(to_pem(&root.der).as_bytes(), now)?;
     let material = IssuerMaterial {
         cert_pem: cert_pem.as_bytes().to_vec(),
         key_pem: key_pem.as_bytes().to_vec(),

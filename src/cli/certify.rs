@@ -10,6 +10,7 @@ use rustls_pki_types::CertificateDer;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::ca::TrustAnchors;
+use crate::ca::cert::to_pem;
 use crate::ca::verify::verify_leaf;
 use crate::fsutil::{read_bounded, write_private};
 use crate::identity::{Naming, ServiceAccount};
@@ -197,16 +198,12 @@ pub fn csr_for(identity: &str, key: &KeyPair) -> anyhow::Result<Vec<u8>> {
 
 fn write_out(dir: &Path, got: &Obtained, anchors_pem: &[u8]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut chain = pem_cert(&got.leaf);
+    let mut chain = to_pem(&got.leaf);
     for c in &got.chain {
-        chain.push_str(&pem_cert(c));
+        chain.push_str(&to_pem(c));
     }
     write_private(&dir.join("tls.key"), got.key_pem.as_bytes())?;
     std::fs::write(dir.join("tls.crt"), chain)?;
     std::fs::write(dir.join("ca.crt"), anchors_pem)?;
     Ok(())
-}
-
-pub(crate) fn pem_cert(der: &CertificateDer<'_>) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
 }

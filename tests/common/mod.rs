@@ -242,13 +242,18 @@ impl CaFiles {
         c
     }
 
+    /// `kubeconfig` in this layout's directory, written by `write`; returns its path.
+    pub fn kubeconfig(&self, write: impl FnOnce(&Path)) -> PathBuf {
+        let path = self.dir.path().join("kubeconfig");
+        write(&path);
+        path
+    }
+
     /// [`Self::config`] with TokenReview authentication against the API server whose
     /// kubeconfig `write_kubeconfig` writes (into this layout's directory).
     pub fn kubernetes_config(&self, write_kubeconfig: impl FnOnce(&Path)) -> Config {
-        let kubeconfig = self.dir.path().join("kubeconfig");
-        write_kubeconfig(&kubeconfig);
         let mut c = self.config();
-        c.kubeconfig = Some(kubeconfig);
+        c.kubeconfig = Some(self.kubeconfig(write_kubeconfig));
         c.authn.mode = AuthnMode::Kubernetes;
         c
     }

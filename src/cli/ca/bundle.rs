@@ -11,9 +11,9 @@ use clap::Args;
 
 use super::read_text;
 use crate::ca::TrustAnchors;
+use crate::ca::cert::to_pem;
 use crate::ca::cert::{CertInfo, parse_pem_chain};
 use crate::ca::fmt_time;
-use crate::cli::certify::pem_cert;
 use crate::cli::describe::CertView;
 
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub(super) struct BundleArgs {
 pub(super) fn run(args: BundleArgs, now: SystemTime) -> anyhow::Result<ExitCode> {
     let (mut anchors, duplicates) = collect(&args.files, now)?;
     anchors.sort_by_key(|c| c.not_after);
-    let pem: String = anchors.iter().map(|c| pem_cert(&c.der)).collect();
+    let pem: String = anchors.iter().map(|c| to_pem(&c.der)).collect();
     TrustAnchors::from_pem(pem.as_bytes(), now).context("the bundle is not usable")?;
     std::io::stdout()
         .write_all(pem.as_bytes())

@@ -29,22 +29,13 @@ async fn serve_records_tokenreview_callers_on_file_and_stdout_and_drains_on_sigt
         .join("audit")
         .join("{replica}")
         .join("audit.jsonl");
-    let config = files.dir.path().join("certmint.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nkubeconfig: {}\ntls:\n  enabled: false\n\
-             issuer:\n  source: files\n  dir: {}\ntrust_anchors:\n  source: files\n  file: {}\n\
-             limits:\n  shutdown_grace: 3s\n\
-             authn:\n  kubernetes:\n    local_verification: off\n\
-             audit:\n  enabled: true\n  stdout: true\n  file:\n    path: {}\n",
-            kubeconfig.display(),
-            files.issuer_dir.display(),
-            files.anchors.display(),
-            audit.display(),
-        ),
-    )
-    .unwrap();
+    let extra = format!(
+        "limits:\n  shutdown_grace: 3s\n\
+         authn:\n  kubernetes:\n    local_verification: off\n\
+         audit:\n  enabled: true\n  stdout: true\n  file:\n    path: {}\n",
+        audit.display(),
+    );
+    let config = files.write_serve_yaml(&kubeconfig, &extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_certmint"))
         .args(["serve", "--config"])
         .arg(&config)

@@ -61,19 +61,10 @@ async fn serve_binary_certifies_through_an_outage_and_summarises_fallbacks() {
     let kube = FakeKube::start().await;
     let files = CaFiles::with_fresh_ca();
     let kubeconfig = files.kubeconfig(|p| kube.write_kubeconfig(p));
-    let config = files.dir.path().join("certmint.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nkubeconfig: {}\ntls:\n  enabled: false\n\
-             issuer:\n  source: files\n  dir: {}\ntrust_anchors:\n  source: files\n  file: {}\n\
-             authn:\n  kubernetes:\n    local_verification: fallback\n    timeout: 2s\n",
-            kubeconfig.display(),
-            files.issuer_dir.display(),
-            files.anchors.display()
-        ),
-    )
-    .unwrap();
+    let config = files.write_serve_yaml(
+        &kubeconfig,
+        "authn:\n  kubernetes:\n    local_verification: fallback\n    timeout: 2s\n",
+    );
     let (mut child, logs) = spawn_serve(&config);
     let mode = wait_line(&logs, "Kubernetes token authentication", WAIT);
     assert_eq!(mode["local_verification"], "fallback");

@@ -249,6 +249,22 @@ impl CaFiles {
         path
     }
 
+    /// A `certmint serve` config file for this layout (loopback ports, plaintext, issuer
+    /// and anchors from these files, Kubernetes through `kubeconfig`) with `extra` YAML
+    /// appended; returns its path.
+    pub fn write_serve_yaml(&self, kubeconfig: &Path, extra: &str) -> PathBuf {
+        let path = self.dir.path().join("certmint.yaml");
+        let base = format!(
+            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nkubeconfig: {}\ntls:\n  enabled: false\n\
+             issuer:\n  source: files\n  dir: {}\ntrust_anchors:\n  source: files\n  file: {}\n",
+            kubeconfig.display(),
+            self.issuer_dir.display(),
+            self.anchors.display(),
+        );
+        std::fs::write(&path, base + extra).unwrap();
+        path
+    }
+
     /// [`Self::config`] with TokenReview authentication against the API server whose
     /// kubeconfig `write_kubeconfig` writes (into this layout's directory).
     pub fn kubernetes_config(&self, write_kubeconfig: impl FnOnce(&Path)) -> Config {

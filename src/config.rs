@@ -3,14 +3,32 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::identity::{Naming, is_dns1123_label, is_dns1123_subdomain};
+use certmint_core::identity::{Naming, ServiceAccount, is_dns1123_label, is_dns1123_subdomain};
+use certmint_core::settings::SettingError;
 
-mod istio;
-pub use istio::IstioConfig;
+// Each section's type belongs to the crate that uses it; this module assembles them.
+pub use certmint_audit::{AuditConfig, OnFailure};
+pub use certmint_core::ca::LeafPolicy;
+pub use certmint_core::settings::parse_duration;
+pub use certmint_grpc::Limits;
+pub use certmint_grpc::istio_config::IstioConfig;
+pub use certmint_grpc::tls::TlsConfig;
+pub use certmint_k8s::authn::settings::{
+    AuthnConfig, AuthnMode, JwtConfig, KubeAuthnConfig, LocalVerification,
+};
+pub use certmint_k8s::sources::settings::{AnchorsConfig, IssuerConfig, SourceKind};
+
+/// A configuration that passed every check, with the values checking parsed.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config: Config,
+    pub naming: Naming,
+    /// `istio.trusted_node_accounts`, parsed (empty unless Istio's API is enabled).
+    pub trusted_node_accounts: Vec<ServiceAccount>,
+}
 
 /// A configuration problem, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -23,18 +41,13 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
-    #[error("invalid setting {setting}: {message}")]
-    Invalid {
-        setting: &'static str,
-        message: String,
-    },
+    /// A setting of one section (each crate checks its own).
+    #[error(transparent)]
+    Invalid(#[from] SettingError),
 }
 
 fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        setting,
-        message: message.into(),
-    }
+    ConfigError::Invalid(certmint_core::settings::invalid(setting, message))
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -43,46 +56,6 @@ pub enum LogFormat {
     #[default]
     Plain,
     Json,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    #[default]
-    Files,
-    Kubernetes,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthnMode {
-    #[default]
-    Kubernetes,
-    Jwt,
-}
-
-/// How local verification of projected tokens combines with TokenReview (issue 11).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LocalVerification {
-    /// TokenReview only.
-    Off,
-    /// Local failures are refused; the review answers; local acceptance only when no
-    /// review answer can be had.
-    #[default]
-    Fallback,
-    /// Tokens judged locally are not reviewed; the others are.
-    First,
-}
-
-impl LocalVerification {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LocalVerification::Off => "off",
-            LocalVerification::Fallback => "fallback",
-            LocalVerification::First => "first",
-        }
-    }
 }
 
 /// The whole configuration of `certmint serve`.
@@ -95,127 +68,14 @@ pub struct Config {
     pub control_namespace: String,
     pub log_format: LogFormat,
     pub kubeconfig: Option<PathBuf>,
-    pub issuance: Issuance,
+    pub issuance: LeafPolicy,
     pub issuer: IssuerConfig,
     pub trust_anchors: AnchorsConfig,
     pub authn: AuthnConfig,
     pub tls: TlsConfig,
     pub limits: Limits,
-    pub audit: crate::audit::AuditConfig,
+    pub audit: AuditConfig,
     pub istio: IstioConfig,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Issuance {
-    #[serde(deserialize_with = "duration")]
-    pub lifetime: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub clock_skew: Duration,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IssuerConfig {
-    pub source: SourceKind,
-    pub dir: PathBuf,
-    pub namespace: String,
-    pub secret: String,
-    #[serde(deserialize_with = "duration")]
-    pub reload_interval: Duration,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AnchorsConfig {
-    pub source: SourceKind,
-    pub file: PathBuf,
-    pub namespace: String,
-    pub configmap: String,
-    pub key: String,
-    #[serde(deserialize_with = "duration")]
-    pub reload_interval: Duration,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthnConfig {
-    pub mode: AuthnMode,
-    pub audiences: Vec<String>,
-    pub jwt: JwtConfig,
-    pub kubernetes: KubeAuthnConfig,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct JwtConfig {
-    pub keys: Vec<PathBuf>,
-    pub issuers: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KubeAuthnConfig {
-    pub legacy_fallback: bool,
-    #[serde(deserialize_with = "duration")]
-    pub cache_ttl: Duration,
-    pub cache_size: u64,
-    pub max_in_flight: usize,
-    pub qps: u32,
-    pub burst: u32,
-    #[serde(deserialize_with = "duration")]
-    pub timeout: Duration,
-    pub local_verification: LocalVerification,
-    /// The accepted token issuer; by default the one the API server's discovery names.
-    pub issuer: Option<String>,
-    /// Tokens whose `exp − iat` is longer are never judged locally.
-    #[serde(deserialize_with = "duration")]
-    pub max_token_lifetime: Duration,
-    /// Clock difference allowed for `exp`, `nbf` and `iat` in local verification.
-    #[serde(deserialize_with = "duration")]
-    pub token_clock_skew: Duration,
-    /// How often the service-account key set is re-read (also on an unknown `kid`).
-    #[serde(deserialize_with = "duration")]
-    pub key_refresh_interval: Duration,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    pub enabled: bool,
-    /// The identity the serving certificate names; defaults to
-    /// `certmint.CONTROL_NS.serviceaccount.identity.CONTROL_NS.TRUST_DOMAIN`.
-    pub server_name: Option<String>,
-    /// Further DNS names for the serving certificate: the addresses clients dial by name,
-    /// e.g. `certmint.linkerd.svc` for Istio's agents and ztunnel.
-    pub extra_names: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    #[serde(deserialize_with = "duration")]
-    pub request_timeout: Duration,
-    pub max_message_size: usize,
-    pub max_concurrent_streams: u32,
-    #[serde(deserialize_with = "duration")]
-    pub keepalive_interval: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub keepalive_timeout: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub shutdown_grace: Duration,
-    /// A TLS handshake must finish within this of the accept.
-    #[serde(deserialize_with = "duration")]
-    pub handshake_timeout: Duration,
-    /// The HTTP/2 connection preface must arrive within this of the accept (plaintext) or
-    /// of the finished handshake (TLS): a silent or trickling connection is closed.
-    #[serde(deserialize_with = "duration")]
-    pub preface_timeout: Duration,
-    /// Open gRPC connections (including handshakes); further ones are accepted and closed.
-    /// Keep it below the file-descriptor limit.
-    pub max_connections: usize,
-    /// Largest request header block (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE), bytes.
-    pub max_header_list_size: u32,
 }
 
 impl Default for Config {
@@ -227,105 +87,14 @@ impl Default for Config {
             control_namespace: "linkerd".into(),
             log_format: LogFormat::Plain,
             kubeconfig: None,
-            issuance: Issuance::default(),
+            issuance: LeafPolicy::default(),
             issuer: IssuerConfig::default(),
             trust_anchors: AnchorsConfig::default(),
             authn: AuthnConfig::default(),
             tls: TlsConfig::default(),
             limits: Limits::default(),
-            audit: crate::audit::AuditConfig::default(),
+            audit: AuditConfig::default(),
             istio: IstioConfig::default(),
-        }
-    }
-}
-
-impl Default for Issuance {
-    fn default() -> Self {
-        Self {
-            lifetime: Duration::from_secs(24 * 3600),
-            clock_skew: Duration::from_secs(20),
-        }
-    }
-}
-
-impl Default for IssuerConfig {
-    fn default() -> Self {
-        Self {
-            source: SourceKind::Files,
-            dir: "/var/run/certmint/issuer".into(),
-            namespace: "linkerd".into(),
-            secret: "linkerd-identity-issuer".into(),
-            reload_interval: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Default for AnchorsConfig {
-    fn default() -> Self {
-        Self {
-            source: SourceKind::Files,
-            file: "/var/run/certmint/anchors/ca-bundle.crt".into(),
-            namespace: "linkerd".into(),
-            configmap: "linkerd-identity-trust-roots".into(),
-            key: "ca-bundle.crt".into(),
-            reload_interval: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Default for AuthnConfig {
-    fn default() -> Self {
-        Self {
-            mode: AuthnMode::Kubernetes,
-            audiences: vec!["identity.l5d.io".into()],
-            jwt: JwtConfig::default(),
-            kubernetes: KubeAuthnConfig::default(),
-        }
-    }
-}
-
-impl Default for KubeAuthnConfig {
-    fn default() -> Self {
-        Self {
-            legacy_fallback: true,
-            cache_ttl: Duration::from_secs(60),
-            cache_size: 100_000,
-            max_in_flight: 100,
-            qps: 100,
-            burst: 200,
-            timeout: Duration::from_secs(5),
-            local_verification: LocalVerification::Fallback,
-            issuer: None,
-            max_token_lifetime: Duration::from_secs(48 * 3600),
-            token_clock_skew: Duration::from_secs(60),
-            key_refresh_interval: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            server_name: None,
-            extra_names: Vec::new(),
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            request_timeout: Duration::from_secs(10),
-            max_message_size: 64 * 1024,
-            max_concurrent_streams: 100,
-            keepalive_interval: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(25),
-            handshake_timeout: Duration::from_secs(10),
-            preface_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-            max_header_list_size: 16 * 1024,
         }
     }
 }
@@ -394,28 +163,18 @@ impl Config {
 
     /// Checks every setting; the first problem is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.naming()?;
-        let i = &self.issuance;
-        if i.lifetime < Duration::from_secs(60) || i.lifetime > Duration::from_secs(365 * 24 * 3600)
-        {
-            return Err(invalid("issuance.lifetime", "must be between 1m and 8760h"));
-        }
-        if i.clock_skew > Duration::from_secs(3600) {
-            return Err(invalid("issuance.clock_skew", "must be at most 1h"));
-        }
-        for (setting, d) in [
-            ("issuer.reload_interval", self.issuer.reload_interval),
-            (
-                "trust_anchors.reload_interval",
-                self.trust_anchors.reload_interval,
-            ),
-        ] {
-            if d < Duration::from_millis(100) {
-                return Err(invalid(setting, "must be at least 100ms"));
-            }
-        }
-        self.validate_authn()?;
-        self.validate_limits()?;
+        self.clone().check().map(drop)
+    }
+
+    /// Checks every setting once and keeps what checking parsed: the configuration
+    /// `serve` runs with. The first problem is returned, naming its setting.
+    pub fn check(self) -> Result<Settings, ConfigError> {
+        let naming = self.naming()?;
+        self.issuance.validate()?;
+        self.issuer.validate()?;
+        self.trust_anchors.validate()?;
+        self.authn.validate()?;
+        self.limits.validate()?;
         if let Some(bad) = self
             .tls
             .extra_names
@@ -427,118 +186,14 @@ impl Config {
                 format!("{bad:?} is not a DNS name such as certmint.linkerd.svc"),
             ));
         }
-        self.istio.validate()?;
-        self.audit.validate()
+        let trusted_node_accounts = self.istio.validate()?;
+        self.audit.validate()?;
+        Ok(Settings {
+            config: self,
+            naming,
+            trusted_node_accounts,
+        })
     }
-
-    fn validate_authn(&self) -> Result<(), ConfigError> {
-        let a = &self.authn;
-        if a.audiences.iter().any(|s| s.is_empty()) {
-            return Err(invalid("authn.audiences", "entries must not be empty"));
-        }
-        if a.mode == AuthnMode::Jwt {
-            if a.jwt.keys.is_empty() {
-                return Err(invalid(
-                    "authn.jwt.keys",
-                    "jwt mode needs at least one public key file",
-                ));
-            }
-            if a.jwt.issuers.is_empty() {
-                return Err(invalid(
-                    "authn.jwt.issuers",
-                    "jwt mode needs at least one accepted issuer",
-                ));
-            }
-            if a.audiences.is_empty() {
-                return Err(invalid(
-                    "authn.audiences",
-                    "jwt mode needs at least one audience",
-                ));
-            }
-        }
-        let k = &a.kubernetes;
-        if k.max_in_flight == 0 || k.qps == 0 || k.burst == 0 {
-            return Err(invalid(
-                "authn.kubernetes",
-                "max_in_flight, qps and burst must be positive",
-            ));
-        }
-        if k.timeout.is_zero() {
-            return Err(invalid("authn.kubernetes.timeout", "must be positive"));
-        }
-        if k.max_token_lifetime < Duration::from_secs(600) {
-            return Err(invalid(
-                "authn.kubernetes.max_token_lifetime",
-                "must be at least 10m (kubelet's shortest projected token)",
-            ));
-        }
-        if k.token_clock_skew > Duration::from_secs(600) {
-            return Err(invalid(
-                "authn.kubernetes.token_clock_skew",
-                "must be at most 10m",
-            ));
-        }
-        if k.key_refresh_interval < Duration::from_secs(1) {
-            return Err(invalid(
-                "authn.kubernetes.key_refresh_interval",
-                "must be at least 1s",
-            ));
-        }
-        if k.issuer.as_deref().is_some_and(str::is_empty) {
-            return Err(invalid(
-                "authn.kubernetes.issuer",
-                "must not be empty when set",
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_limits(&self) -> Result<(), ConfigError> {
-        let l = &self.limits;
-        if l.request_timeout.is_zero() {
-            return Err(invalid("limits.request_timeout", "must be positive"));
-        }
-        if !(1024..=4 * 1024 * 1024).contains(&l.max_message_size) {
-            return Err(invalid(
-                "limits.max_message_size",
-                "must be between 1024 and 4194304 bytes",
-            ));
-        }
-        if l.max_concurrent_streams == 0 {
-            return Err(invalid("limits.max_concurrent_streams", "must be positive"));
-        }
-        if l.handshake_timeout.is_zero() || l.preface_timeout.is_zero() {
-            return Err(invalid(
-                "limits.handshake_timeout/preface_timeout",
-                "must be positive",
-            ));
-        }
-        if l.max_connections == 0 {
-            return Err(invalid("limits.max_connections", "must be positive"));
-        }
-        if !(1024..=1024 * 1024).contains(&l.max_header_list_size) {
-            return Err(invalid(
-                "limits.max_header_list_size",
-                "must be between 1024 and 1048576 bytes",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Durations written like `24h`, `90s`, `500ms`, `1h30m`.
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "{s:?} is not a duration ({e}); write e.g. 90s, 5m or 24h"
-        ))
-    })
-}
-
-/// Parses a duration flag value.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -600,5 +255,32 @@ mod tests {
                 .to_string()
                 .contains("trust_domain")
         );
+    }
+
+    #[test]
+    fn audit_section_parses_is_checked_and_ships_its_defaults() {
+        let c = Config::from_yaml(
+            "audit: {enabled: true, on_failure: continue, file: {path: /tmp/a.jsonl}}",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.audit.on_failure, OnFailure::Continue);
+        assert_eq!(c.audit.file.as_ref().unwrap().keep, 10);
+        c.validate().unwrap();
+        let shipped = include_str!("../config/certmint.yaml");
+        let shipped = Config::from_yaml(shipped, "config/certmint.yaml").unwrap();
+        let (a, d) = (&shipped.audit, &AuditConfig::default());
+        assert_eq!(
+            (a.enabled, a.on_failure, a.stdout),
+            (d.enabled, d.on_failure, d.stdout)
+        );
+        assert_eq!(
+            (a.checkpoint.interval, a.checkpoint.records),
+            (d.checkpoint.interval, 1000)
+        );
+        assert_eq!(a.queue, d.queue);
+        let bad = Config::from_yaml("audit: {enabled: true}", "t").unwrap();
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(msg.contains("without a sink"), "{msg}");
     }
 }

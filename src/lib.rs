@@ -1,28 +1,12 @@
-//! certmint: a certificate authority for Kubernetes workloads that speaks Linkerd's
-//! identity API. See DESIGN.md for the specification.
+//! The `certmint` binary's library: the CLI, configuration (the sections of every crate
+//! assembled and checked once), the wiring of `serve`, admin HTTP, telemetry and the
+//! metrics registry. Business rules live in the crates below it (see docs/architecture.md).
 
 pub mod admin;
 pub mod app;
-pub mod audit;
-pub mod authn;
-pub mod ca;
-pub mod certify;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod csr;
-pub mod fsutil;
-pub mod grpc;
-pub mod identity;
-pub mod impersonation;
-pub mod kubeclient;
-pub mod listen;
-pub mod logsum;
 pub mod metrics;
-pub mod proto;
 pub mod readiness;
 pub mod runtime;
-pub mod serve;
-pub mod sources;
 pub mod telemetry;
-pub mod tls;

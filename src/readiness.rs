@@ -4,10 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::audit::AuditLog;
-use crate::ca::CaStore;
-use crate::clock::Clock;
-use crate::tls::ServingCert;
+use certmint_audit::AuditLog;
+use certmint_core::ca::CaStore;
+use certmint_core::clock::Clock;
+use certmint_grpc::tls::ServingCert;
 
 /// Ready = a valid issuer and anchors are loaded, the gRPC port is listening, TokenReview
 /// access is confirmed (Kubernetes authentication) and, with TLS, a serving certificate
@@ -77,5 +77,11 @@ impl Readiness {
             return Err("audit records cannot be written (audit.on_failure: refuse)");
         }
         Ok(())
+    }
+}
+
+impl certmint_grpc::Health for Readiness {
+    fn is_ready(&self) -> bool {
+        self.check().is_ok()
     }
 }

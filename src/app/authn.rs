@@ -5,27 +5,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use certmint_core::authn::Authenticator;
+use certmint_k8s::authn::cache::CachedAuthenticator;
+use certmint_k8s::authn::jwt::JwtAuthenticator;
+use certmint_k8s::authn::keyset::KeySet;
+use certmint_k8s::authn::kubernetes::{FallbackSummary, KubernetesAuthenticator};
+use certmint_k8s::authn::limit::Backpressure;
+use certmint_k8s::authn::local::LocalVerifier;
+use certmint_k8s::authn::projected::Policy;
+use certmint_k8s::authn::settings::AuthnConfig;
+use certmint_k8s::authn::tokenreview::TokenReviewer;
+use certmint_k8s::metrics::Metrics;
 
-use crate::authn::Authenticator;
-use crate::authn::cache::CachedAuthenticator;
-use crate::authn::jwt::JwtAuthenticator;
-use crate::authn::keyset::KeySet;
-use crate::authn::kubernetes::{FallbackSummary, KubernetesAuthenticator};
-use crate::authn::limit::Backpressure;
-use crate::authn::local::LocalVerifier;
-use crate::authn::projected::Policy;
-use crate::authn::tokenreview::TokenReviewer;
-use crate::config::{AuthnMode, Config, LocalVerification};
-use crate::metrics::Metrics;
+use super::Parts;
+use crate::config::{AuthnMode, LocalVerification};
 
 /// How often the local-fallback summary line is written (when there is something to say).
 const FALLBACK_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What every authenticator of this server shares.
-pub(super) struct Authenticators<'a> {
-    config: &'a Config,
+pub(super) struct Authenticators {
+    config: AuthnConfig,
     kube: Option<kube::Client>,
     metrics: Arc<Metrics>,
     limit: Arc<Backpressure>,
@@ -33,16 +33,12 @@ pub(super) struct Authenticators<'a> {
     fallbacks: Arc<FallbackSummary>,
 }
 
-impl<'a> Authenticators<'a> {
-    /// Starts the shared parts (key-set refresh, fallback summary) on `tasks`.
-    pub(super) fn start(
-        config: &'a Config,
-        kube: Option<&kube::Client>,
-        metrics: &Arc<Metrics>,
-        shutdown: &watch::Receiver<bool>,
-        tasks: &mut Vec<JoinHandle<()>>,
-    ) -> anyhow::Result<Self> {
-        let a = &config.authn;
+impl Authenticators {
+    /// Starts the shared parts (key-set refresh, fallback summary) as tasks of `parts`.
+    pub(super) fn start(parts: &mut Parts) -> anyhow::Result<Self> {
+        let a = parts.settings.config.authn.clone();
+        let (kube, metrics) = (parts.kube.clone(), parts.metrics.kube.clone());
+        let shutdown = parts.shutdown.clone();
         let k = &a.kubernetes;
         let limit = Arc::new(Backpressure::new(
             k.max_in_flight,
@@ -53,7 +49,7 @@ impl<'a> Authenticators<'a> {
         ));
         let kube_mode = a.mode == AuthnMode::Kubernetes;
         let keys = match (
-            kube,
+            kube.as_ref(),
             kube_mode && k.local_verification != LocalVerification::Off,
         ) {
             (Some(client), true) => {
@@ -64,7 +60,7 @@ impl<'a> Authenticators<'a> {
                     metrics.clone(),
                 ));
                 let run = keys.clone().run(k.key_refresh_interval, shutdown.clone());
-                tasks.push(tokio::spawn(run));
+                parts.spawn(run);
                 Some(keys)
             }
             _ => None,
@@ -74,16 +70,16 @@ impl<'a> Authenticators<'a> {
             let run = fallbacks
                 .clone()
                 .run(FALLBACK_SUMMARY_INTERVAL, shutdown.clone());
-            tasks.push(tokio::spawn(run));
+            parts.spawn(run);
             tracing::info!(
                 local_verification = k.local_verification.as_str(),
                 "Kubernetes token authentication"
             );
         }
         Ok(Self {
-            config,
-            kube: kube.cloned(),
-            metrics: metrics.clone(),
+            config: a,
+            kube,
+            metrics,
             limit,
             keys,
             fallbacks,
@@ -95,7 +91,7 @@ impl<'a> Authenticators<'a> {
         &self,
         audiences: &[String],
     ) -> anyhow::Result<Arc<dyn Authenticator>> {
-        let a = &self.config.authn;
+        let a = &self.config;
         let k = &a.kubernetes;
         let inner: Arc<dyn Authenticator> = match (a.mode, &self.kube) {
             (AuthnMode::Jwt, _) => Arc::new(JwtAuthenticator::from_files(

@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use crate::audit::checkpoint::AuditVerifier;
-use crate::audit::find::{Query, find};
-use crate::audit::load::read_all;
-use crate::audit::verify::verify;
+use certmint_audit::checkpoint::AuditVerifier;
+use certmint_audit::find::{Query, find};
+use certmint_audit::load::read_all;
+use certmint_audit::verify::verify;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {

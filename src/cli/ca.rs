@@ -11,15 +11,15 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use crate::ca::cert::to_pem;
-use crate::ca::cert::{CertInfo, parse_pem_chain};
-use crate::ca::create::{KeyType, generate_key, new_issuer, new_root};
-use crate::ca::keys::key_pair_from_pem;
-use crate::ca::{Issuer, IssuerMaterial, TrustAnchors, fmt_time};
+use certmint_core::ca::cert::to_pem;
+use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
+use certmint_core::ca::create::{KeyType, generate_key, new_issuer, new_root};
+use certmint_core::ca::keys::key_pair_from_pem;
+use certmint_core::ca::{Issuer, IssuerMaterial, TrustAnchors, fmt_time};
 use crate::cli::describe::{CertView, duration_text, left_text};
 use crate::config::parse_duration;
-use crate::fsutil::read_bounded;
-use crate::sources::files::MAX_PEM_BYTES;
+use certmint_core::fsutil::read_bounded;
+use certmint_k8s::sources::files::MAX_PEM_BYTES;
 
 use output::OutputFiles;
 
@@ -54,7 +54,7 @@ struct RootArgs {
     /// Validity period, e.g. 87600h or 10years.
     #[arg(long, default_value = "87600h", value_parser = parse_duration)]
     lifetime: Duration,
-    #[arg(long, value_enum, default_value = "p256")]
+    #[arg(long, default_value = "p256", value_parser = key_types())]
     key_type: KeyType,
 }
 
@@ -77,7 +77,7 @@ struct IssuerArgs {
     /// How many CA levels may exist below the issuer (0: it signs leaves only).
     #[arg(long, default_value_t = 0)]
     path_len: u8,
-    #[arg(long, value_enum, default_value = "p256")]
+    #[arg(long, default_value = "p256", value_parser = key_types())]
     key_type: KeyType,
 }
 
@@ -180,7 +180,7 @@ fn check_signing_ca(
 }
 
 fn warn_clamped(args: &IssuerArgs, ca: &CertInfo, now: SystemTime) {
-    let left = crate::ca::cert::unix_seconds(ca.not_after) - crate::ca::cert::unix_seconds(now);
+    let left = certmint_core::digest::unix_seconds(ca.not_after) - certmint_core::digest::unix_seconds(now);
     eprintln!(
         "warning: --lifetime {} would outlive the signing CA {}; the issuer's notAfter is clamped to the CA's, {} ({} from now). Plan a new trust anchor.",
         duration_text(args.lifetime),
@@ -205,8 +205,8 @@ fn self_check(
         cert_pem: cert_pem.as_bytes().to_vec(),
         key_pem: key_pem.as_bytes().to_vec(),
     };
-    let naming = crate::identity::Naming::new("linkerd", "cluster.local")?;
-    Issuer::load(&material, &anchors, &crate::app::probe_names(&naming), now)
+    let naming = certmint_core::identity::Naming::new("linkerd", "cluster.local")?;
+    Issuer::load(&material, &anchors, &certmint_core::ca::probe_names(&naming), now)
         .context("the new issuer failed validation (nothing was written)")?;
     Ok(())
 }
@@ -257,4 +257,10 @@ fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {
         .with_context(|| format!("cannot read {flag} {}", path.display()))?;
     String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{flag} {} is not a PEM text file", path.display()))
+}
+
+/// `--key-type`: the key types `ca` can generate, listed in `--help`.
+fn key_types() -> impl clap::builder::TypedValueParser<Value = KeyType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(KeyType::NAMES).try_map(|s| s.parse::<KeyType>())
 }

@@ -9,13 +9,13 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use rustls_pki_types::CertificateDer;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::ca::TrustAnchors;
-use crate::ca::cert::to_pem;
-use crate::ca::verify::verify_leaf;
-use crate::fsutil::{read_bounded, write_private};
-use crate::identity::{Naming, ServiceAccount};
-use crate::proto::CertifyRequest;
-use crate::proto::identity_client::IdentityClient;
+use certmint_core::ca::TrustAnchors;
+use certmint_core::ca::cert::to_pem;
+use certmint_core::ca::verify::verify_leaf;
+use certmint_core::fsutil::{read_bounded, write_private};
+use certmint_core::identity::{Naming, ServiceAccount};
+use certmint_grpc::proto::CertifyRequest;
+use certmint_grpc::proto::identity_client::IdentityClient;
 
 #[derive(Debug, Args)]
 pub struct CertifyArgs {
@@ -82,7 +82,7 @@ pub async fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
                 println!(
                     "identity: {identity}\nserial:   {}\nexpires:  {}",
                     got.serial,
-                    crate::ca::fmt_time(got.not_after)
+                    certmint_core::ca::fmt_time(got.not_after)
                 );
                 if !args.renew {
                     return Ok(ExitCode::SUCCESS);
@@ -174,7 +174,7 @@ pub async fn obtain(
     let anchors = TrustAnchors::from_pem(anchors_pem, now)?;
     verify_leaf(&leaf, &chain, &anchors, Some(identity), now)
         .map_err(|e| anyhow::anyhow!("the returned certificate does not verify: {e}"))?;
-    let info = crate::ca::cert::CertInfo::parse(leaf.clone(), 0)?;
+    let info = certmint_core::ca::cert::CertInfo::parse(leaf.clone(), 0)?;
     if info.not_after != not_after {
         anyhow::bail!("valid_until does not match the leaf's notAfter");
     }

@@ -15,9 +15,9 @@ use clap::Args;
 
 use crate::cli::describe::OutputFormat;
 use crate::config::parse_duration;
-use crate::fsutil::read_bounded;
-use crate::identity::Naming;
-use crate::sources::files::{MAX_PEM_BYTES, read_issuer_dir};
+use certmint_core::fsutil::read_bounded;
+use certmint_core::identity::Naming;
+use certmint_k8s::sources::files::{MAX_PEM_BYTES, read_issuer_dir};
 
 pub use evaluate::{Finding, Inputs, Report, Severity, evaluate};
 
@@ -70,7 +70,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         now: SystemTime::now(),
         warn_within: args.warn_within,
         leaf_lifetime: args.lifetime,
-        probe: crate::app::probe_names(&naming),
+        probe: certmint_core::ca::probe_names(&naming),
     };
     let mut report = evaluate(&inputs, &settings);
     if args.kubernetes {

@@ -9,8 +9,9 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
-use crate::ca::cert::{CertInfo, unix_seconds};
-use crate::ca::fmt_time;
+use certmint_core::ca::cert::CertInfo;
+use certmint_core::digest::unix_seconds;
+use certmint_core::ca::fmt_time;
 
 const OID_EC_P256: &str = "1.2.840.10045.3.1.7";
 const OID_EC_P384: &str = "1.3.132.0.34";
@@ -210,7 +211,7 @@ fn ip_string(bytes: &[u8]) -> String {
     match bytes.len() {
         4 => IpAddr::from(<[u8; 4]>::try_from(bytes).unwrap_or_default()).to_string(),
         16 => IpAddr::from(<[u8; 16]>::try_from(bytes).unwrap_or_default()).to_string(),
-        _ => crate::ca::cert::hex(bytes),
+        _ => certmint_core::digest::hex(bytes),
     }
 }
 

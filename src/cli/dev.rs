@@ -9,9 +9,9 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::app::Server;
-use crate::ca::create::{KeyType, generate_key, new_issuer, new_root};
+use certmint_core::ca::create::{KeyType, generate_key, new_issuer, new_root};
 use crate::config::{AuthnMode, Config, LogFormat, SourceKind, parse_duration};
-use crate::fsutil::write_private;
+use certmint_core::fsutil::write_private;
 
 /// The `iss` of tokens minted by `certmint dev token`.
 pub const DEV_TOKEN_ISSUER: &str = "certmint-dev";
@@ -199,7 +199,7 @@ pub fn mint_token(
     audience: &str,
     ttl: Duration,
 ) -> anyhow::Result<String> {
-    crate::identity::ServiceAccount::new(ns, sa)?;
+    certmint_core::identity::ServiceAccount::new(ns, sa)?;
     let key_pem = std::fs::read(&paths.token_key).map_err(|e| {
         anyhow::anyhow!(
             "cannot read {}: {e}; run `certmint dev` first",

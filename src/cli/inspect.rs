@@ -14,10 +14,10 @@ use clap::Args;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
-use crate::ca::cert::{CertInfo, parse_pem_chain};
+use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
 use crate::cli::describe::{CertView, OutputFormat};
-use crate::fsutil::read_bounded;
-use crate::sources::files::MAX_PEM_BYTES;
+use certmint_core::fsutil::read_bounded;
+use certmint_k8s::sources::files::MAX_PEM_BYTES;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::fsutil::write_private;
+use certmint_core::fsutil::write_private;
 
 /// Where to write; existing files are kept unless `--force`.
 #[derive(Debug, Args)]

@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::ca::cert::{CertInfo, parse_pem_chain, unix_seconds};
-use crate::ca::keys::key_pair_from_pem;
-use crate::ca::{Issuer, IssuerError, IssuerMaterial, LeafNames, TrustAnchors, fmt_time};
+use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
+use certmint_core::digest::unix_seconds;
+use certmint_core::ca::keys::key_pair_from_pem;
+use certmint_core::ca::{Issuer, IssuerError, IssuerMaterial, LeafNames, TrustAnchors, fmt_time};
 use crate::cli::describe::{CertView, duration_text, left_text, whole_seconds};
 
 /// How bad a finding is; the exit code is that of the worst one.
@@ -339,7 +340,7 @@ fn anchor_of(issuer: &Issuer, anchors: &TrustAnchors) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ca::create::{CaMaterial, KeyType, generate_key, new_issuer, new_root};
+    use certmint_core::ca::create::{CaMaterial, KeyType, generate_key, new_issuer, new_root};
 
     const DAY: Duration = Duration::from_secs(86_400);
 
@@ -366,12 +367,12 @@ mod tests {
                 key_pem: issuer.key_pem.as_bytes().to_vec(),
             },
         };
-        let naming = crate::identity::Naming::new("linkerd", "cluster.local").unwrap();
+        let naming = certmint_core::identity::Naming::new("linkerd", "cluster.local").unwrap();
         let settings = Settings {
             now: now(),
             warn_within: 60 * DAY,
             leaf_lifetime: DAY,
-            probe: crate::app::probe_names(&naming),
+            probe: certmint_core::ca::probe_names(&naming),
         };
         evaluate(&inputs, &settings)
     }

@@ -12,8 +12,10 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use super::{Finding, Inputs, Severity};
-use crate::authn::keyset::KeySet;
-use crate::ca::IssuerMaterial;
+use certmint_k8s::authn::keyset::KeySet;
+use certmint_core::ca::IssuerMaterial;
+use clap::builder::TypedValueParser;
+
 use crate::config::LocalVerification;
 
 /// The file-mode arguments; the Kubernetes ones make no sense with them.
@@ -43,7 +45,7 @@ pub struct KubeArgs {
     #[arg(long, conflicts_with_all = FILE_ARGS)]
     kubeconfig: Option<PathBuf>,
     /// serve's authn.kubernetes.local_verification, to report what it will rely on.
-    #[arg(long, value_enum, default_value = "fallback", conflicts_with_all = FILE_ARGS)]
+    #[arg(long, default_value = "fallback", conflicts_with_all = FILE_ARGS, value_parser = clap::builder::PossibleValuesParser::new(LocalVerification::NAMES).try_map(|s| s.parse::<LocalVerification>()))]
     local_verification: LocalVerification,
 }
 
@@ -60,9 +62,9 @@ pub async fn token_authn_finding(args: &KubeArgs) -> Finding {
     if mode == LocalVerification::Off {
         return finding("local verification off: every new token costs a TokenReview".into());
     }
-    let keys = match crate::kubeclient::client(args.kubeconfig.as_deref()).await {
+    let keys = match certmint_k8s::client::client(args.kubeconfig.as_deref()).await {
         Ok(client) => {
-            let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+            let metrics = std::sync::Arc::new(certmint_k8s::metrics::Metrics::default());
             let set = KeySet::new(client, None, API_TIMEOUT, metrics);
             set.refresh().await.map(|()| set.current())
         }
@@ -93,7 +95,7 @@ pub async fn token_authn_finding(args: &KubeArgs) -> Finding {
 
 /// Reads both objects.
 pub async fn fetch(args: &KubeArgs) -> anyhow::Result<Inputs> {
-    let client = crate::kubeclient::client(args.kubeconfig.as_deref())
+    let client = certmint_k8s::client::client(args.kubeconfig.as_deref())
         .await
         .context(
             "check --kubernetes needs cluster access: pass --kubeconfig FILE or set KUBECONFIG",

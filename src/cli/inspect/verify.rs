@@ -9,12 +9,12 @@ use anyhow::Context;
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::ca::TrustAnchors;
-use crate::ca::cert::CertInfo;
-use crate::ca::fmt_time;
-use crate::ca::verify::verify_leaf;
-use crate::fsutil::read_bounded;
-use crate::sources::files::MAX_PEM_BYTES;
+use certmint_core::ca::TrustAnchors;
+use certmint_core::ca::cert::CertInfo;
+use certmint_core::ca::fmt_time;
+use certmint_core::ca::verify::verify_leaf;
+use certmint_core::fsutil::read_bounded;
+use certmint_k8s::sources::files::MAX_PEM_BYTES;
 
 /// The verdict, for the table and for JSON.
 #[derive(Debug, Serialize)]

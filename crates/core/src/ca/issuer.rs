@@ -1,0 +1,243 @@
+//! The issuer: an intermediate CA certificate and key, validated before it may sign.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use rcgen::KeyPair;
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use super::anchors::TrustAnchors;
+use super::cert::{CertError, CertInfo, parse_pem_chain};
+use super::keys::{KeyError, key_pair_from_pem};
+use super::leaf::{LeafNames, LeafPolicy, LeafRequest, SignError, SignedLeaf};
+
+/// The raw issuer files as a source delivered them. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuerMaterial {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl IssuerMaterial {
+    /// SHA-256 over both files: how a source tells that the issuer changed.
+    pub fn digest(&self) -> [u8; 32] {
+        crate::digest::sha256_parts(&[
+            &(self.cert_pem.len() as u64).to_be_bytes(),
+            &self.cert_pem,
+            &self.key_pem,
+        ])
+    }
+}
+
+impl fmt::Debug for IssuerMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerMaterial")
+            .field("cert_pem_len", &self.cert_pem.len())
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why an issuer was refused; the current issuer stays in place.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    #[error("issuer certificate: {0}")]
+    Cert(#[from] CertError),
+    #[error("issuer key: {0}")]
+    Key(#[from] KeyError),
+    /// The key in the key file does not belong to the first certificate.
+    #[error("issuer key does not match the issuer certificate")]
+    KeyMismatch,
+    /// The certificate lacks basicConstraints CA:true or keyCertSign.
+    #[error("issuer certificate {subject:?} is not a CA (needs CA:true and keyCertSign)")]
+    NotCa { subject: String },
+    /// The issuer or an intermediate is outside its validity period.
+    #[error("issuer certificate {subject:?} is not valid now (valid {not_before} to {not_after})")]
+    NotValidNow {
+        subject: String,
+        not_before: String,
+        not_after: String,
+    },
+    /// The chain does not verify to any current trust anchor.
+    #[error("issuer does not chain to a current trust anchor: {0}")]
+    Untrusted(String),
+    /// rcgen refused the certificate or the probe signature.
+    #[error("issuer cannot sign: {0}")]
+    Signing(String),
+}
+
+/// A validated issuer, ready to sign leaves.
+pub struct Issuer {
+    signer: rcgen::Issuer<'static, KeyPair>,
+    pub(super) cert: CertInfo,
+    /// The issuer and further intermediates (DER), as sent in every response.
+    pub(super) chain: Vec<CertificateDer<'static>>,
+    /// The same chain, encoded once and shared by every response.
+    chain_bytes: Vec<Bytes>,
+    /// The same chain as PEM, one certificate each, for PEM APIs (Istio's).
+    chain_pem: Arc<[String]>,
+    /// The earliest notAfter over the issuer, intermediates and the anchor used.
+    pub(super) chain_not_after: SystemTime,
+    pub(super) digest: [u8; 32],
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("subject", &self.cert.subject)
+            .field("not_after", &self.chain_not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// Validates `material` against `anchors` at `now`: parse, key match, CA flags,
+    /// validity, and a probe leaf (for `probe`) that must verify to an anchor.
+    pub fn load(
+        material: &IssuerMaterial,
+        anchors: &TrustAnchors,
+        probe: &LeafNames,
+        now: SystemTime,
+    ) -> Result<Self, IssuerError> {
+        let certs = parse_pem_chain(&material.cert_pem)?;
+        let key = key_pair_from_pem(&material.key_pem)?;
+        let cert = certs[0].clone();
+        if key.public_key_raw() != cert.public_key.as_slice() {
+            return Err(IssuerError::KeyMismatch);
+        }
+        if !cert.is_ca || !cert.can_sign_certs {
+            return Err(IssuerError::NotCa {
+                subject: cert.subject,
+            });
+        }
+        let chain: Vec<CertInfo> = certs.into_iter().filter(|c| !c.self_signed).collect();
+        if let Some(bad) = chain.iter().find(|c| !c.is_valid_at(now)) {
+            return Err(not_valid_now(bad));
+        }
+        let signer = super::ca_signer(&cert.der, key).map_err(IssuerError::Signing)?;
+        let mut issuer = Issuer {
+            signer,
+            digest: material.digest(),
+            chain_not_after: chain
+                .iter()
+                .map(|c| c.not_after)
+                .min()
+                .unwrap_or(cert.not_after),
+            chain_bytes: chain
+                .iter()
+                .map(|c| Bytes::copy_from_slice(&c.der))
+                .collect(),
+            chain_pem: chain.iter().map(|c| super::cert::to_pem(&c.der)).collect(),
+            chain: chain.iter().map(|c| c.der.clone()).collect(),
+            cert,
+        };
+        let anchor_not_after = issuer.verify_probe(anchors, probe, now)?;
+        issuer.chain_not_after = issuer.chain_not_after.min(anchor_not_after);
+        Ok(issuer)
+    }
+
+    /// Signs a throwaway leaf and verifies it as a client would, for both TLS roles.
+    /// Returns the notAfter of the anchor the chain reached.
+    fn verify_probe(
+        &self,
+        anchors: &TrustAnchors,
+        probe: &LeafNames,
+        now: SystemTime,
+    ) -> Result<SystemTime, IssuerError> {
+        let probe_key = KeyPair::generate().map_err(|e| IssuerError::Signing(e.to_string()))?;
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&probe_key);
+        let policy = LeafPolicy::default();
+        let leaf = self
+            .sign_leaf(probe, &spki, false, &policy, now)
+            .map_err(|e| IssuerError::Signing(e.to_string()))?;
+        let ee = webpki::EndEntityCert::try_from(&leaf.der)
+            .map_err(|e| IssuerError::Signing(e.to_string()))?;
+        let trusted = anchors.valid_at(now);
+        let time = UnixTime::since_unix_epoch(
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+        let mut anchor_not_after = None;
+        for usage in [
+            webpki::KeyUsage::server_auth(),
+            webpki::KeyUsage::client_auth(),
+        ] {
+            let path = ee
+                .verify_for_usage(
+                    webpki::ALL_VERIFICATION_ALGS,
+                    &trusted,
+                    &self.chain,
+                    time,
+                    usage,
+                    None,
+                    None,
+                )
+                .map_err(|e| IssuerError::Untrusted(format!("{e:?}")))?;
+            anchor_not_after = anchors.cert_for(path.anchor()).map(|c| c.not_after);
+        }
+        anchor_not_after.ok_or_else(|| IssuerError::Untrusted("anchor not found".into()))
+    }
+
+    /// Signs a leaf for `names` over the CSR's `spki_der`, valid from now − skew until
+    /// min(now + lifetime, the chain's earliest notAfter).
+    pub fn sign_leaf(
+        &self,
+        names: &LeafNames,
+        spki_der: &[u8],
+        rsa: bool,
+        policy: &LeafPolicy,
+        now: SystemTime,
+    ) -> Result<SignedLeaf, SignError> {
+        let request = LeafRequest {
+            names,
+            spki_der,
+            rsa,
+        };
+        super::leaf::sign(&self.signer, self.chain_not_after, request, policy, now)
+    }
+
+    /// The issuer certificate's summary.
+    pub fn cert(&self) -> &CertInfo {
+        &self.cert
+    }
+
+    /// The certificates sent after the leaf in every response.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// The chain as shared buffers (cloning is a reference count per certificate).
+    pub fn chain_bytes(&self) -> &[Bytes] {
+        &self.chain_bytes
+    }
+
+    /// The chain as PEM, one certificate per entry (shared; cloning is a reference count).
+    pub fn chain_pem(&self) -> &Arc<[String]> {
+        &self.chain_pem
+    }
+
+    /// The earliest notAfter in the chain: no leaf outlives it.
+    pub fn chain_not_after(&self) -> SystemTime {
+        self.chain_not_after
+    }
+
+    /// Valid for signing at `now`.
+    pub fn is_valid_at(&self, now: SystemTime) -> bool {
+        self.cert.not_before <= now && now < self.chain_not_after
+    }
+
+    /// The digest of the material this issuer was built from.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+}
+
+fn not_valid_now(c: &CertInfo) -> IssuerError {
+    IssuerError::NotValidNow {
+        subject: c.subject.clone(),
+        not_before: super::fmt_time(c.not_before),
+        not_after: super::fmt_time(c.not_after),
+    }
+}

@@ -1,0 +1,10 @@
+//! certmint's Kubernetes layer: token authentication (TokenReview, the service-account
+//! key set and projected-token verification, the local-JWT authenticator, the review
+//! cache and back-pressure), the issuer/anchor sources (API watches and mounted files),
+//! the pod index behind impersonation, Events, and the client.
+
+pub mod authn;
+pub mod client;
+pub mod metrics;
+pub mod pods;
+pub mod sources;

@@ -1,0 +1,329 @@
+//! Validates new issuer material and anchor bundles and swaps them into the store.
+//! A rejected update never replaces what is in use; every attempt is logged and counted.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::remind::Reminder;
+use certmint_core::digest::sha256;
+use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
+use certmint_core::clock::Clock;
+use crate::metrics::{Metrics, Reload, ReloadLabels, Source};
+
+/// Where reload outcomes are reported beyond logs and metrics (Kubernetes Events).
+pub trait ReloadReporter: Send + Sync + 'static {
+    fn issuer_applied(&self, _issuer: &Issuer) {}
+    fn issuer_skipped(&self, _reason: &str) {}
+}
+
+/// A reporter that reports nothing beyond logs and metrics.
+pub struct NoReport;
+impl ReloadReporter for NoReport {}
+
+struct State {
+    anchors: Option<([u8; 32], Arc<TrustAnchors>)>,
+    /// The newest issuer material a source delivered (applied or not).
+    seen: Option<IssuerMaterial>,
+    /// The material behind the issuer in the store.
+    current: Option<IssuerMaterial>,
+    /// Whether the sources last found an issuer / anchors object (to tell `deleted`
+    /// from `missing`).
+    issuer_present: bool,
+    anchors_present: bool,
+    /// Repeated refusals are logged when first seen, then once per reload interval.
+    issuer_refusals: Reminder,
+    anchor_refusals: Reminder,
+}
+
+/// How often a refusal of unchanged content is logged again: the sources' reload
+/// intervals, so each periodic re-read of the same bad content does not add a line.
+#[derive(Clone, Copy, Debug)]
+pub struct Reminders {
+    pub issuer: Duration,
+    pub anchors: Duration,
+}
+
+impl Default for Reminders {
+    fn default() -> Self {
+        Self {
+            issuer: Duration::from_secs(60),
+            anchors: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The single place issuer and anchor updates are validated and applied.
+pub struct Reloader {
+    store: CaStore,
+    probe: LeafNames,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    reporter: Arc<dyn ReloadReporter>,
+    state: Mutex<State>,
+}
+
+impl Reloader {
+    pub fn new(
+        store: CaStore,
+        probe: LeafNames,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        reporter: Arc<dyn ReloadReporter>,
+        reminders: Reminders,
+    ) -> Self {
+        let state = State {
+            anchors: None,
+            seen: None,
+            current: None,
+            issuer_present: false,
+            anchors_present: false,
+            issuer_refusals: Reminder::new(reminders.issuer),
+            anchor_refusals: Reminder::new(reminders.anchors),
+        };
+        Self {
+            store,
+            probe,
+            metrics,
+            clock,
+            reporter,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A source read issuer material (possibly the same as before).
+    pub fn issuer_read(&self, source: Source, material: IssuerMaterial) {
+        let mut st = self.lock();
+        st.issuer_present = true;
+        let digest = material.digest();
+        if st.current.as_ref().is_some_and(|c| c.digest() == digest) {
+            self.count_issuer(source, Reload::Unchanged);
+            return;
+        }
+        st.seen = Some(material.clone());
+        let Some((_, anchors)) = st.anchors.clone() else {
+            // Not a rejection: it is validated as soon as anchors arrive.
+            if st.issuer_refusals.due(digest, self.clock.now()) {
+                tracing::info!(%source,
+                    "issuer read before any trust anchors; waiting for anchors"
+                );
+            }
+            return;
+        };
+        match Issuer::load(&material, &anchors, &self.probe, self.clock.now()) {
+            Ok(issuer) => self.apply(&mut st, source, issuer, material, anchors),
+            Err(e) => self.reject_issuer(&mut st, source, digest, &e.to_string()),
+        }
+    }
+
+    /// A source read something that cannot be issuer material (wrong Secret layout).
+    pub fn issuer_invalid(&self, source: Source, reason: &str) {
+        let mut st = self.lock();
+        st.issuer_present = true;
+        self.reject_issuer(&mut st, source, sha256(reason.as_bytes()), reason);
+    }
+
+    /// A source found no issuer (Secret absent, files removed): keep signing with the
+    /// last good issuer and say so. Counted `deleted` on the transition from present to
+    /// absent, `missing` on every read while it stays absent.
+    pub fn issuer_missing(&self, source: Source, reason: &str) {
+        let mut st = self.lock();
+        let now = self.clock.now();
+        let key = sha256(reason.as_bytes());
+        if std::mem::replace(&mut st.issuer_present, false) {
+            self.count_issuer(source, Reload::Deleted);
+            st.issuer_refusals.clear();
+            st.issuer_refusals.due(key, now);
+            let keeping = if st.current.is_some() {
+                "keeping the last good issuer"
+            } else {
+                "no issuer available yet"
+            };
+            tracing::warn!(%source, reason, "issuer source is gone; {keeping}");
+            self.reporter
+                .issuer_skipped(&format!("issuer source is gone ({reason}); {keeping}"));
+            return;
+        }
+        self.count_issuer(source, Reload::Missing);
+        if st.issuer_refusals.due(key, now) {
+            match st.current.is_some() {
+                true => tracing::warn!(%source,
+                    reason,
+                    "issuer source missing; keeping the last good issuer"
+                ),
+                false => tracing::warn!(%source, reason, "no issuer available yet"),
+            }
+        }
+    }
+
+    /// A source read something that cannot be an anchor bundle (wrong ConfigMap key).
+    pub fn anchors_invalid(&self, source: Source, reason: &str) {
+        let mut st = self.lock();
+        st.anchors_present = true;
+        self.reject_anchors(&mut st, source, sha256(reason.as_bytes()), reason);
+    }
+
+    /// A source found no anchor bundle: keep the current anchors. Counted like
+    /// [`Self::issuer_missing`].
+    pub fn anchors_missing(&self, source: Source, reason: &str) {
+        let mut st = self.lock();
+        let now = self.clock.now();
+        let key = sha256(reason.as_bytes());
+        let result = match std::mem::replace(&mut st.anchors_present, false) {
+            true => {
+                st.anchor_refusals.clear();
+                Reload::Deleted
+            }
+            false => Reload::Missing,
+        };
+        self.count_anchors(source, result);
+        if st.anchor_refusals.due(key, now) {
+            tracing::warn!(%source,
+                reason,
+                "trust anchors source {result}; keeping the current anchors"
+            );
+        }
+    }
+
+    /// A source read a trust-anchor bundle.
+    pub fn anchors_read(&self, source: Source, pem: &[u8]) {
+        let mut st = self.lock();
+        st.anchors_present = true;
+        let digest = sha256(pem);
+        if st.anchors.as_ref().is_some_and(|(d, _)| *d == digest) {
+            self.count_anchors(source, Reload::Unchanged);
+            return;
+        }
+        let now = self.clock.now();
+        let anchors = match TrustAnchors::from_pem(pem, now) {
+            Ok(a) => Arc::new(a),
+            Err(e) => return self.reject_anchors(&mut st, source, digest, &e.to_string()),
+        };
+        // Prefer the newest issuer a source delivered, then the one in use.
+        let candidates: Vec<IssuerMaterial> =
+            st.seen.iter().chain(st.current.iter()).cloned().collect();
+        if candidates.is_empty() {
+            self.accept_anchors(&mut st, source, digest, anchors);
+            return;
+        }
+        for material in candidates {
+            if let Ok(issuer) = Issuer::load(&material, &anchors, &self.probe, now) {
+                self.accept_anchors(&mut st, source, digest, anchors.clone());
+                if st.current.as_ref() != Some(&material) {
+                    self.apply(&mut st, source, issuer, material, anchors);
+                } else {
+                    self.store.store(CaState {
+                        issuer: Arc::new(issuer),
+                        anchors,
+                    });
+                }
+                return;
+            }
+        }
+        if st.current.is_some() {
+            self.reject_anchors(
+                &mut st,
+                source,
+                digest,
+                "the issuer in use does not chain to the new trust anchors",
+            );
+        } else {
+            self.accept_anchors(&mut st, source, digest, anchors);
+        }
+    }
+
+    fn accept_anchors(
+        &self,
+        st: &mut State,
+        source: Source,
+        digest: [u8; 32],
+        anchors: Arc<TrustAnchors>,
+    ) {
+        self.metrics.anchor_expiry.clear();
+        for c in anchors.certs() {
+            let labels = crate::metrics::FingerprintLabel {
+                fingerprint: c.fingerprint_sha256.clone(),
+                subject: c.subject.clone(),
+            };
+            Metrics::set_time(
+                &self.metrics.anchor_expiry.get_or_create(&labels),
+                c.not_after,
+            );
+        }
+        Metrics::set_time(
+            &self.metrics.anchors_earliest_expiry,
+            anchors.earliest_expiry(),
+        );
+        tracing::info!(%source, anchors = anchors.certs().len(), earliest_expiry = %certmint_core::ca::fmt_time(anchors.earliest_expiry()), "trust anchors applied");
+        self.count_anchors(source, Reload::Applied);
+        st.anchor_refusals.clear();
+        st.anchors = Some((digest, anchors));
+    }
+
+    fn apply(
+        &self,
+        st: &mut State,
+        source: Source,
+        issuer: Issuer,
+        material: IssuerMaterial,
+        anchors: Arc<TrustAnchors>,
+    ) {
+        tracing::info!(%source,
+            subject = %issuer.cert().subject,
+            serial = %issuer.cert().serial_hex,
+            not_after = %certmint_core::ca::fmt_time(issuer.chain_not_after()),
+            "issuer applied"
+        );
+        Metrics::set_time(&self.metrics.issuer_expiry, issuer.chain_not_after());
+        Metrics::set_time(&self.metrics.issuer_not_before, issuer.cert().not_before);
+        Metrics::set_time(&self.metrics.issuer_last_reload, self.clock.now());
+        self.count_issuer(source, Reload::Applied);
+        st.issuer_refusals.clear();
+        self.reporter.issuer_applied(&issuer);
+        self.store.store(CaState {
+            issuer: Arc::new(issuer),
+            anchors,
+        });
+        st.current = Some(material);
+    }
+
+    /// Counts every refusal; logs (and records an Event) only when the content is new
+    /// or a reminder is due.
+    fn reject_issuer(&self, st: &mut State, source: Source, key: [u8; 32], reason: &str) {
+        self.count_issuer(source, Reload::Rejected);
+        if st.issuer_refusals.due(key, self.clock.now()) {
+            tracing::warn!(%source,
+                reason,
+                "issuer update rejected; keeping the current issuer"
+            );
+            self.reporter.issuer_skipped(reason);
+        }
+    }
+
+    fn reject_anchors(&self, st: &mut State, source: Source, key: [u8; 32], reason: &str) {
+        self.count_anchors(source, Reload::Rejected);
+        if st.anchor_refusals.due(key, self.clock.now()) {
+            tracing::warn!(%source,
+                reason,
+                "trust anchors update rejected; keeping the current anchors"
+            );
+        }
+    }
+
+    fn count_issuer(&self, source: Source, result: Reload) {
+        self.metrics
+            .issuer_reloads
+            .get_or_create(&ReloadLabels { source, result })
+            .inc();
+    }
+
+    fn count_anchors(&self, source: Source, result: Reload) {
+        self.metrics
+            .anchor_reloads
+            .get_or_create(&ReloadLabels { source, result })
+            .inc();
+    }
+}

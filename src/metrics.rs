@@ -95,4 +95,48 @@ mod tests {
             t.await.unwrap();
         }
     }
+
+    /// The exposition as a set: `# HELP`/`# TYPE` lines and series names with their
+    /// labels (values dropped; the per-certificate fingerprint and subject masked).
+    fn shape(text: &str) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| !l.is_empty() && *l != "# EOF")
+            .map(|l| match l.starts_with('#') {
+                true => l.to_owned(),
+                false => mask(l.rsplit_once(' ').map_or(l, |(series, _)| series)),
+            })
+            .collect()
+    }
+
+    fn mask(series: &str) -> String {
+        let mut out = series.to_owned();
+        for key in ["fingerprint=\"", "subject=\""] {
+            if let Some(at) = out.find(key) {
+                let start = at + key.len();
+                let end = start + out[start..].find('"').unwrap();
+                out.replace_range(start..end, "*");
+            }
+        }
+        out
+    }
+
+    /// Every metric name, type, help text and label set of the single-crate build
+    /// (captured from `certmint dev` at 7244768, which serves both APIs and has one
+    /// anchor) is still exported after each crate registers its own.
+    #[test]
+    fn exposition_keeps_every_family_and_label_set_of_the_single_crate_build() {
+        let m = Metrics::new();
+        m.grpc.precreate_api(certmint_grpc::metrics::Api::Istio);
+        let anchor = certmint_k8s::metrics::FingerprintLabel {
+            fingerprint: "00".into(),
+            subject: "CN=anchor".into(),
+        };
+        m.kube.anchor_expiry.get_or_create(&anchor).set(1);
+        let before = shape(include_str!("metrics/exposition_before.txt"));
+        let after = shape(&m.encode());
+        let missing: Vec<_> = before.difference(&after).collect();
+        let added: Vec<_> = after.difference(&before).collect();
+        assert!(missing.is_empty(), "no longer exported: {missing:#?}");
+        assert!(added.is_empty(), "new in the exposition: {added:#?}");
+    }
 }

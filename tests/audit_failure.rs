@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use audit_support::*;
 use certmint::app::Server;
-use certmint::audit::OnFailure;
+use certmint_audit::OnFailure;
 use common::*;
 use tonic::Code;
 

@@ -10,7 +10,7 @@ mod golden;
 use std::path::{Path, PathBuf};
 
 use certmint::app::Server;
-use certmint::audit::OnFailure;
+use certmint_audit::OnFailure;
 
 use audit_support::*;
 use common::*;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::SystemTime;
 
-use certmint::ca::{Issuer, IssuerMaterial, LeafNames, TrustAnchors};
+use certmint_core::ca::{Issuer, IssuerMaterial, LeafNames, TrustAnchors};
 use common::*;
 
 /// `ca_pem`: an issuer whose subject carries an attribute type rcgen cannot write back

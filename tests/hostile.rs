@@ -94,7 +94,7 @@ async fn gauge_back_to(server: &Server, n: i64) {
     eventually(
         Duration::from_secs(10),
         "open connections back",
-        async || m.grpc_connections_open.get() <= n,
+        async || m.grpc.grpc_connections_open.get() <= n,
     )
     .await;
 }

@@ -191,7 +191,7 @@ async fn tls_attacks_leave_the_good_client_served() {
     eventually(
         Duration::from_secs(10),
         "open connections back to 1",
-        async || m.grpc_connections_open.get() <= 1,
+        async || m.grpc.grpc_connections_open.get() <= 1,
     )
     .await;
     let report = good.finish().await;

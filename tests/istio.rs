@@ -44,7 +44,7 @@ fn shared() -> &'static Shared {
         c.tls.extra_names = vec![ISTIO_NAME.into()];
         c.istio.enabled = true;
         c.audit.enabled = true;
-        c.audit.file = Some(certmint::audit::config::FileSinkConfig {
+        c.audit.file = Some(certmint_audit::config::FileSinkConfig {
             path: audit_file.clone(),
             max_size: 64 * 1024 * 1024,
             keep: 1,

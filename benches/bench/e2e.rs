@@ -131,7 +131,7 @@ pub(super) fn audit_on(c: &mut certmint::config::Config, dir: &std::path::Path) 
     c.audit.enabled = true;
     c.audit.replica = Some("bench".into());
     c.audit.checkpoint.key = Some(key_path);
-    c.audit.file = Some(certmint::audit::config::FileSinkConfig {
+    c.audit.file = Some(certmint_audit::config::FileSinkConfig {
         path: dir.join("audit.jsonl"),
         max_size: 256 * 1024 * 1024,
         keep: 2,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use certmint::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
+use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
 use rcgen::KeyPair;
 
 use crate::common::pki::Ca;

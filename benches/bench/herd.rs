@@ -175,7 +175,7 @@ fn run_case(n: usize, c: &Case, pki: &Pki, csrs: &[Vec<u8>]) -> (Row, Outcome) {
     });
     if c.mode != LocalVerification::Off {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while env.server().metrics.jwks_keys.get() == 0 {
+        while env.server().metrics.kube.jwks_keys.get() == 0 {
             assert!(Instant::now() < deadline, "key set never loaded");
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -196,7 +196,7 @@ fn run_case(n: usize, c: &Case, pki: &Pki, csrs: &[Vec<u8>]) -> (Row, Outcome) {
     if c.down {
         kube.set_outage(Outage::RefuseConnections);
     }
-    let m = &env.server().metrics;
+    let m = &env.server().metrics.kube;
     let reviews_before = kube.request_count(RequestKind::TokenReview);
     let refused_before = m.token_reviews_rejected.get();
     let t0 = Instant::now();
@@ -204,11 +204,11 @@ fn run_case(n: usize, c: &Case, pki: &Pki, csrs: &[Vec<u8>]) -> (Row, Outcome) {
     let wall = t0.elapsed().as_secs_f64();
     let reviews = kube.request_count(RequestKind::TokenReview) - reviews_before;
     let refused = m.token_reviews_rejected.get() - refused_before;
-    let fallbacks: u64 = certmint::metrics::FALLBACK_REASONS
+    let fallbacks: u64 = certmint_k8s::metrics::NoAnswer::ALL
         .iter()
-        .map(|r| {
+        .map(|&result| {
             m.token_local_fallbacks
-                .get_or_create(&certmint::metrics::ResultLabel { result: r })
+                .get_or_create(&certmint_k8s::metrics::ResultLabel { result })
                 .get()
         })
         .sum();

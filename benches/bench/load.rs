@@ -7,8 +7,8 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use certmint::proto::istio::IstioCertificateRequest;
-use certmint::proto::istio::istio_certificate_service_client::IstioCertificateServiceClient;
+use certmint_grpc::proto::istio::IstioCertificateRequest;
+use certmint_grpc::proto::istio::istio_certificate_service_client::IstioCertificateServiceClient;
 use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};

@@ -6,11 +6,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use certmint::authn::{Authenticated, Authenticator, AuthnError, Method, Token};
-use certmint::ca::{LeafNames, LeafPolicy};
-use certmint::certify::{Certifier, CertifyRequest};
-use certmint::clock::SystemClock;
-use certmint::identity::{Naming, ServiceAccount};
+use certmint_core::authn::{Authenticated, Authenticator, AuthnError, Method, Token};
+use certmint_core::ca::{LeafNames, LeafPolicy};
+use certmint_core::certify::{Certifier, CertifyRequest};
+use certmint_core::clock::SystemClock;
+use certmint_core::identity::{Naming, ServiceAccount};
 use futures::future::BoxFuture;
 
 use super::args::Options;
@@ -84,7 +84,7 @@ pub fn core_step<'a>(pki: &Pki, csrs: &'a [Vec<u8>]) -> impl FnMut() + 'a {
     move || {
         let der = &csrs[i % csrs.len()];
         i += 1;
-        let csr = certmint::csr::verify(der).expect("CSR verifies");
+        let csr = certmint_core::csr::verify(der).expect("CSR verifies");
         let spiffe = naming.spiffe_id(&sa);
         csr.check_names(&identity, Some(&spiffe)).expect("names");
         let names = LeafNames {

@@ -11,8 +11,8 @@ mod tokens;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use certmint::proto::CertifyRequest;
-use certmint::proto::istio::IstioCertificateRequest;
+use certmint_grpc::proto::CertifyRequest;
+use certmint_grpc::proto::istio::IstioCertificateRequest;
 use prost::Message;
 
 const IDENTITY: &str = "web.shop.serviceaccount.identity.linkerd.cluster.local";

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow};
-use certmint::ca::create::{KeyType, generate_key, new_issuer, new_root};
+use certmint_core::ca::create::{KeyType, generate_key, new_issuer, new_root};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use pkcs8::der::Encode;

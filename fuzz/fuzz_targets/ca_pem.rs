@@ -6,9 +6,9 @@
 
 use std::time::SystemTime;
 
-use certmint::ca::cert::parse_pem_chain;
-use certmint::ca::keys::key_pair_from_pem;
-use certmint::ca::{Issuer, IssuerMaterial, TrustAnchors};
+use certmint_core::ca::cert::parse_pem_chain;
+use certmint_core::ca::keys::key_pair_from_pem;
+use certmint_core::ca::{Issuer, IssuerMaterial, TrustAnchors};
 use certmint_fuzz::probe_names;
 use libfuzzer_sys::fuzz_target;
 

@@ -7,11 +7,11 @@
 
 use std::sync::OnceLock;
 
-use certmint::authn::Token;
-use certmint::grpc::IdentityService;
-use certmint::identity::ServiceAccount;
-use certmint::proto::CertifyRequest;
-use certmint::proto::identity_server::Identity;
+use certmint_core::authn::Token;
+use certmint_grpc::IdentityService;
+use certmint_core::identity::ServiceAccount;
+use certmint_grpc::proto::CertifyRequest;
+use certmint_grpc::proto::identity_server::Identity;
 use certmint_fuzz::{call_handler, naming, runtime};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;

@@ -3,8 +3,8 @@
 
 #![no_main]
 
-use certmint::csr;
-use certmint::identity::ServiceAccount;
+use certmint_core::csr;
+use certmint_core::identity::ServiceAccount;
 use certmint_fuzz::naming;
 use libfuzzer_sys::fuzz_target;
 

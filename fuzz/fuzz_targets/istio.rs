@@ -8,10 +8,10 @@
 
 use std::sync::OnceLock;
 
-use certmint::grpc::IstioService;
-use certmint::identity::ServiceAccount;
-use certmint::proto::istio::IstioCertificateRequest;
-use certmint::proto::istio::istio_certificate_service_server::IstioCertificateService;
+use certmint_grpc::IstioService;
+use certmint_core::identity::ServiceAccount;
+use certmint_grpc::proto::istio::IstioCertificateRequest;
+use certmint_grpc::proto::istio::istio_certificate_service_server::IstioCertificateService;
 use certmint_fuzz::{ca_store, call_handler, naming, runtime};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;

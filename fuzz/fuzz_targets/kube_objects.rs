@@ -5,8 +5,8 @@
 
 use std::time::SystemTime;
 
-use certmint::ca::{Issuer, TrustAnchors};
-use certmint::sources::kube::{anchors_from_configmap, issuer_from_secret};
+use certmint_core::ca::{Issuer, TrustAnchors};
+use certmint_k8s::sources::kube::{anchors_from_configmap, issuer_from_secret};
 use certmint_fuzz::probe_names;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use libfuzzer_sys::fuzz_target;

@@ -5,8 +5,8 @@
 
 use std::sync::OnceLock;
 
-use certmint::authn::jwt::JwtAuthenticator;
-use certmint::authn::{Authenticator, Token};
+use certmint_k8s::authn::jwt::JwtAuthenticator;
+use certmint_core::authn::{Authenticator, Token};
 use certmint_fuzz::{JWT_AUDIENCE, JWT_ISSUER, jwt_keys_path};
 use libfuzzer_sys::fuzz_target;
 

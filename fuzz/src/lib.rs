@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use certmint::ca::create::{KeyType, generate_key, new_issuer, new_root};
-use certmint::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
-use certmint::identity::{Naming, ServiceAccount};
+use certmint_core::ca::create::{KeyType, generate_key, new_issuer, new_root};
+use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
+use certmint_core::identity::{Naming, ServiceAccount};
 
 /// The trust domain and control namespace of every seed (certmint's defaults).
 pub const TRUST_DOMAIN: &str = "cluster.local";
@@ -80,15 +80,15 @@ pub fn ca_store() -> &'static CaStore {
 /// account, `unavailable` cannot be decided, anything else is rejected.
 pub struct InstantAuthn;
 
-impl certmint::authn::Authenticator for InstantAuthn {
+impl certmint_core::authn::Authenticator for InstantAuthn {
     fn authenticate<'a>(
         &'a self,
-        token: &'a certmint::authn::Token,
+        token: &'a certmint_core::authn::Token,
     ) -> futures::future::BoxFuture<
         'a,
-        Result<certmint::authn::Authenticated, certmint::authn::AuthnError>,
+        Result<certmint_core::authn::Authenticated, certmint_core::authn::AuthnError>,
     > {
-        use certmint::authn::{Authenticated, AuthnError, Method};
+        use certmint_core::authn::{Authenticated, AuthnError, Method};
         Box::pin(async move {
             if token.as_str() == "unavailable" {
                 return Err(AuthnError::Unavailable("fuzz".into()));
@@ -105,13 +105,13 @@ impl certmint::authn::Authenticator for InstantAuthn {
 }
 
 /// A certifier over [`ca_store`] with [`InstantAuthn`], default naming and leaf policy.
-pub fn certifier() -> certmint::certify::Certifier {
-    certmint::certify::Certifier::new(
+pub fn certifier() -> certmint_core::certify::Certifier {
+    certmint_core::certify::Certifier::new(
         ca_store().clone(),
         std::sync::Arc::new(InstantAuthn),
         naming(),
-        certmint::ca::LeafPolicy::default(),
-        std::sync::Arc::new(certmint::clock::SystemClock),
+        certmint_core::ca::LeafPolicy::default(),
+        std::sync::Arc::new(certmint_core::clock::SystemClock),
     )
 }
 
@@ -119,10 +119,10 @@ pub fn certifier() -> certmint::certify::Certifier {
 pub fn call_handler(
     rt: &tokio::runtime::Runtime,
     api: &'static str,
-) -> std::sync::Arc<certmint::grpc::CallHandler> {
+) -> std::sync::Arc<certmint_grpc::CallHandler> {
     let metrics = std::sync::Arc::new(certmint::metrics::Metrics::new());
     let handler = rt.block_on(async {
-        certmint::grpc::CallHandler::new(
+        certmint_grpc::CallHandler::new(
             api,
             std::sync::Arc::new(certifier()),
             metrics,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use certmint::app::Server;
-use certmint::audit::OnFailure;
+use certmint_audit::OnFailure;
 use rcgen::KeyPair;
 use tonic::Code;
 use x509_parser::prelude::{FromDer, X509Certificate};

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use certmint::audit::OnFailure;
-use certmint::audit::config::FileSinkConfig;
+use certmint_audit::OnFailure;
+use certmint_audit::config::FileSinkConfig;
 use certmint::config::Config;
 use serde_json::{Value, json};
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use certmint::app::Server;
-use certmint::clock::Clock;
+use certmint_core::clock::Clock;
 use certmint::config::{AuthnMode, Config, SourceKind};
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use linkerd2_proxy_api::identity::{CertifyRequest, CertifyResponse};

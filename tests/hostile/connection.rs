@@ -57,7 +57,7 @@ pub async fn cases(ctx: &Ctx<'_>) {
     let flood = Instant::now();
     for _ in 0..CAP + 100 {
         idle.push(TcpStream::connect(ctx.addr).await.unwrap());
-        most_open = most_open.max(m.grpc_connections_open.get());
+        most_open = most_open.max(m.grpc.grpc_connections_open.get());
     }
     let flood_took = flood.elapsed();
     for s in &mut idle {

@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use certmint::proto::istio::IstioCertificateRequest;
-use certmint::proto::istio::istio_certificate_service_client::IstioCertificateServiceClient;
+use certmint_grpc::proto::istio::IstioCertificateRequest;
+use certmint_grpc::proto::istio::istio_certificate_service_client::IstioCertificateServiceClient;
 use prost_types::{Struct, Value, value::Kind};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use tonic::transport::Channel;

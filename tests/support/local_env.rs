@@ -40,7 +40,7 @@ pub async fn start(
     eventually(WAIT, "ready", async || s.readiness.check().is_ok()).await;
     if mode != LocalVerification::Off {
         eventually(WAIT, "key set loaded", async || {
-            s.metrics.jwks_keys.get() > 0
+            s.metrics.kube.jwks_keys.get() > 0
         })
         .await;
     }

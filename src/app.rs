@@ -62,7 +62,9 @@ impl Server {
     pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let settings = config.check()?;
         let kube = match sources::needs_kube(&settings.config) {
-            true => Some(certmint_k8s::client::client(settings.config.kubeconfig.as_deref()).await?),
+            true => {
+                Some(certmint_k8s::client::client(settings.config.kubeconfig.as_deref()).await?)
+            }
             false => None,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -26,7 +26,7 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let rt = runtime();
-        let service = IdentityService::new(call_handler(&rt, "linkerd"));
+        let service = IdentityService::new(call_handler(&rt, certmint_grpc::metrics::Api::Linkerd));
         Fixture { rt, service }
     })
 }

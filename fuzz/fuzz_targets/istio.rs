@@ -27,7 +27,7 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let rt = runtime();
-        let calls = call_handler(&rt, "istio");
+        let calls = call_handler(&rt, certmint_grpc::metrics::Api::Istio);
         let service = IstioService::new(calls, vec!["Kubernetes".into()]);
         Fixture { rt, service }
     })

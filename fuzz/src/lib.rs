@@ -23,12 +23,7 @@ pub fn naming() -> Naming {
 
 /// The probe names an issuer must be able to sign for (what certmint itself uses).
 pub fn probe_names() -> LeafNames {
-    let n = naming();
-    let sa = ServiceAccount::new("probe", "probe").expect("probe service account");
-    LeafNames {
-        dns: vec![n.linkerd_name(&sa)],
-        uri: Some(n.spiffe_id(&sa)),
-    }
+    certmint_core::ca::probe_names(&naming())
 }
 
 /// The PEM file of JWT public keys the seed generator writes (`fuzz/corpus/_keys`).
@@ -118,9 +113,9 @@ pub fn certifier() -> certmint_core::certify::Certifier {
 /// A call handler for `api` around [`certifier`], made on `rt` (its log summaries run there).
 pub fn call_handler(
     rt: &tokio::runtime::Runtime,
-    api: &'static str,
+    api: certmint_grpc::metrics::Api,
 ) -> std::sync::Arc<certmint_grpc::CallHandler> {
-    let metrics = std::sync::Arc::new(certmint::metrics::Metrics::new());
+    let metrics = std::sync::Arc::new(certmint_grpc::metrics::Metrics::default());
     let handler = rt.block_on(async {
         certmint_grpc::CallHandler::new(
             api,

@@ -51,7 +51,10 @@ pub(super) fn services(
             None => handler,
         })
     };
-    let linkerd = certifier(parts, authenticators.for_audiences(&config.authn.audiences)?);
+    let linkerd = certifier(
+        parts,
+        authenticators.for_audiences(&config.authn.audiences)?,
+    );
     let identity = IdentityService::new(calls(Api::Linkerd, linkerd));
     let istio = match config.istio.enabled {
         true => {
@@ -142,7 +145,8 @@ pub(super) fn readiness(
         services.serving_cert.clone(),
     ));
     if let (Some(client), true) = (&parts.kube, kube_authn) {
-        let run = confirm_tokenreview_access(client.clone(), readiness.clone(), parts.shutdown.clone());
+        let run =
+            confirm_tokenreview_access(client.clone(), readiness.clone(), parts.shutdown.clone());
         parts.spawn(run);
     }
     if let Some(a) = audit.filter(|a| a.policy() == OnFailure::Refuse) {

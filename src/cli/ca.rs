@@ -11,13 +11,13 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
+use crate::cli::describe::{CertView, duration_text, left_text};
+use crate::config::parse_duration;
 use certmint_core::ca::cert::to_pem;
 use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
 use certmint_core::ca::create::{KeyType, generate_key, new_issuer, new_root};
 use certmint_core::ca::keys::key_pair_from_pem;
 use certmint_core::ca::{Issuer, IssuerMaterial, TrustAnchors, fmt_time};
-use crate::cli::describe::{CertView, duration_text, left_text};
-use crate::config::parse_duration;
 use certmint_core::fsutil::read_bounded;
 use certmint_k8s::sources::files::MAX_PEM_BYTES;
 
@@ -180,7 +180,8 @@ fn check_signing_ca(
 }
 
 fn warn_clamped(args: &IssuerArgs, ca: &CertInfo, now: SystemTime) {
-    let left = certmint_core::digest::unix_seconds(ca.not_after) - certmint_core::digest::unix_seconds(now);
+    let left = certmint_core::digest::unix_seconds(ca.not_after)
+        - certmint_core::digest::unix_seconds(now);
     eprintln!(
         "warning: --lifetime {} would outlive the signing CA {}; the issuer's notAfter is clamped to the CA's, {} ({} from now). Plan a new trust anchor.",
         duration_text(args.lifetime),
@@ -206,8 +207,13 @@ fn self_check(
         key_pem: key_pem.as_bytes().to_vec(),
     };
     let naming = certmint_core::identity::Naming::new("linkerd", "cluster.local")?;
-    Issuer::load(&material, &anchors, &certmint_core::ca::probe_names(&naming), now)
-        .context("the new issuer failed validation (nothing was written)")?;
+    Issuer::load(
+        &material,
+        &anchors,
+        &certmint_core::ca::probe_names(&naming),
+        now,
+    )
+    .context("the new issuer failed validation (nothing was written)")?;
     Ok(())
 }
 

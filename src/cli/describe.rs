@@ -10,8 +10,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
 use certmint_core::ca::cert::CertInfo;
-use certmint_core::digest::unix_seconds;
 use certmint_core::ca::fmt_time;
+use certmint_core::digest::unix_seconds;
 
 const OID_EC_P256: &str = "1.2.840.10045.3.1.7";
 const OID_EC_P384: &str = "1.3.132.0.34";

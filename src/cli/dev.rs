@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::app::Server;
-use certmint_core::ca::create::{KeyType, generate_key, new_issuer, new_root};
 use crate::config::{AuthnMode, Config, LogFormat, SourceKind, parse_duration};
+use certmint_core::ca::create::{KeyType, generate_key, new_issuer, new_root};
 use certmint_core::fsutil::write_private;
 
 /// The `iss` of tokens minted by `certmint dev token`.

@@ -14,8 +14,8 @@ use clap::Args;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
-use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
 use crate::cli::describe::{CertView, OutputFormat};
+use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
 use certmint_core::fsutil::read_bounded;
 use certmint_k8s::sources::files::MAX_PEM_BYTES;
 

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use certmint::config::Config;
 use certmint_audit::OnFailure;
 use certmint_audit::config::FileSinkConfig;
-use certmint::config::Config;
 use serde_json::{Value, json};
 
 use crate::common::pki::Ca;

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use certmint::app::Server;
-use certmint_core::clock::Clock;
 use certmint::config::{AuthnMode, Config, SourceKind};
+use certmint_core::clock::Clock;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use linkerd2_proxy_api::identity::{CertifyRequest, CertifyResponse};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};

@@ -7,10 +7,10 @@ pub mod checkpoint;
 pub mod config;
 pub mod find;
 pub mod load;
+pub mod metrics;
 pub mod record;
 pub mod sink;
 pub mod verify;
-pub mod metrics;
 pub mod writer;
 
 pub use chain::EncodedBody;

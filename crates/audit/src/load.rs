@@ -37,11 +37,12 @@ pub struct AuditFile {
 
 impl AuditFile {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let bytes =
-            certmint_core::fsutil::read_bounded(path, MAX_FILE).map_err(|source| LoadError::Read {
+        let bytes = certmint_core::fsutil::read_bounded(path, MAX_FILE).map_err(|source| {
+            LoadError::Read {
                 path: path.display().to_string(),
                 source,
-            })?;
+            }
+        })?;
         Ok(Self {
             path: path.to_owned(),
             lines: split(&bytes),

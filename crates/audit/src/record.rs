@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::chain::EncodedBody;
 use certmint_core::authn::Authenticated;
-use certmint_core::digest::hex;
 use certmint_core::certify::Certified;
+use certmint_core::digest::hex;
 
 /// `prev` of a chain's first record when nothing precedes it.
 pub const NO_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use tonic::Status;
 
 use super::status::{FailureLog, code_name, to_status};
+use crate::metrics::{Api, CertifyResult, Metrics};
 use certmint_audit::record::CertifyView;
 use certmint_audit::{AuditLog, EncodedBody, OnFailure};
-use certmint_core::digest::hex;
 use certmint_core::certify::{Certified, Certifier, CertifyError, CertifyRequest, Trace};
-use crate::metrics::{Api, CertifyResult, Metrics};
+use certmint_core::digest::hex;
 
 /// The status answered when a certificate was signed but its record could not be written.
 const AUDIT_UNAVAILABLE: &str =
@@ -78,7 +78,16 @@ impl CallHandler {
         };
         let record = |code: &str, reason: &str, cert: Option<&Certified>| {
             let caller = trace.caller.as_ref();
-            CertifyView::new(self.api.as_str(), &trace.identity, peer, caller, code, reason, cert).encode()
+            CertifyView::new(
+                self.api.as_str(),
+                &trace.identity,
+                peer,
+                caller,
+                code,
+                reason,
+                cert,
+            )
+            .encode()
         };
         match result {
             Ok(c) => {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::call::CallHandler;
-use certmint_core::certify::CertifyRequest;
 use crate::proto::identity_server::{Identity, IdentityServer};
 use crate::proto::{CertifyRequest as ProtoRequest, CertifyResponse};
+use certmint_core::certify::CertifyRequest;
 
 /// The Linkerd identity service.
 pub struct IdentityService {

@@ -13,13 +13,13 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::call::CallHandler;
-use certmint_core::authn::AuthnError;
-use certmint_core::ca::cert::to_pem;
-use certmint_core::certify::{Certified, CertifyError, CertifyRequest, MAX_CSR_BYTES, Requested};
 use crate::proto::istio::istio_certificate_service_server::{
     IstioCertificateService, IstioCertificateServiceServer,
 };
 use crate::proto::istio::{IstioCertificateRequest, IstioCertificateResponse};
+use certmint_core::authn::AuthnError;
+use certmint_core::ca::cert::to_pem;
+use certmint_core::certify::{Certified, CertifyError, CertifyRequest, MAX_CSR_BYTES, Requested};
 
 /// The metadata key a node agent uses to ask on behalf of a workload.
 const IMPERSONATED_IDENTITY: &str = "ImpersonatedIdentity";

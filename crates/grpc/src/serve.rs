@@ -15,10 +15,10 @@ use tonic_health::ServingStatus;
 
 use crate::Limits;
 use crate::deadline::DeadlineLayer;
-use crate::{IdentityService, IstioService};
 use crate::listen::incoming;
 use crate::metrics::{DropReason, Metrics};
 use crate::proto::identity_server::IdentityServer;
+use crate::{IdentityService, IstioService};
 
 /// Whether the server should report itself serving (gRPC health, the `ready` metric);
 /// the binary's readiness implements it.

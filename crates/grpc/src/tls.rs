@@ -14,9 +14,9 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::watch;
 
+use crate::metrics::Metrics;
 use certmint_core::ca::{CaStore, LeafNames, LeafPolicy};
 use certmint_core::clock::Clock;
-use crate::metrics::Metrics;
 
 /// The `tls:` section: the serving certificate certmint issues itself.
 #[derive(Clone, Debug, serde::Deserialize)]

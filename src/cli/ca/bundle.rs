@@ -10,11 +10,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::read_text;
+use crate::cli::describe::CertView;
 use certmint_core::ca::TrustAnchors;
 use certmint_core::ca::cert::to_pem;
 use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
 use certmint_core::ca::fmt_time;
-use crate::cli::describe::CertView;
 
 #[derive(Debug, Args)]
 pub(super) struct BundleArgs {

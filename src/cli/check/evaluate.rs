@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::cli::describe::{CertView, duration_text, left_text, whole_seconds};
 use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
-use certmint_core::digest::unix_seconds;
 use certmint_core::ca::keys::key_pair_from_pem;
 use certmint_core::ca::{Issuer, IssuerError, IssuerMaterial, LeafNames, TrustAnchors, fmt_time};
-use crate::cli::describe::{CertView, duration_text, left_text, whole_seconds};
+use certmint_core::digest::unix_seconds;
 
 /// How bad a finding is; the exit code is that of the worst one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

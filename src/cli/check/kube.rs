@@ -12,8 +12,8 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use super::{Finding, Inputs, Severity};
-use certmint_k8s::authn::keyset::KeySet;
 use certmint_core::ca::IssuerMaterial;
+use certmint_k8s::authn::keyset::KeySet;
 use clap::builder::TypedValueParser;
 
 use crate::config::LocalVerification;

@@ -32,7 +32,9 @@ impl std::str::FromStr for KeyType {
             "p256" => Ok(KeyType::P256),
             "p384" => Ok(KeyType::P384),
             "rsa3072" => Ok(KeyType::Rsa3072),
-            _ => Err(format!("{s:?} is not a key type; use p256, p384 or rsa3072")),
+            _ => Err(format!(
+                "{s:?} is not a key type; use p256, p384 or rsa3072"
+            )),
         }
     }
 }

@@ -76,7 +76,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             && p.deadline.as_mut().poll(cx).is_ready()
         {
             this.preface = None;
-            this.slot.metrics.connection_dropped(DropReason::PrefaceTimeout);
+            this.slot
+                .metrics
+                .connection_dropped(DropReason::PrefaceTimeout);
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "no HTTP/2 preface in time",

@@ -16,8 +16,8 @@ pub use guard::Guarded;
 use guard::Slot;
 
 use crate::Limits;
-use certmint_core::logsum::{INTERVAL, Repeated};
 use crate::metrics::{DropReason, Metrics};
+use certmint_core::logsum::{INTERVAL, Repeated};
 
 /// Connections ready for HTTP/2 and waiting for the server to pick them up.
 const ACCEPT_BACKLOG: usize = 1024;

@@ -189,11 +189,12 @@ impl Claims {
 
 fn load_keys(path: &Path) -> Result<Vec<VerifyKey>, JwtConfigError> {
     let shown = path.display().to_string();
-    let bytes =
-        certmint_core::fsutil::read_bounded(path, MAX_KEY_FILE).map_err(|source| JwtConfigError::Read {
+    let bytes = certmint_core::fsutil::read_bounded(path, MAX_KEY_FILE).map_err(|source| {
+        JwtConfigError::Read {
             path: shown.clone(),
             source,
-        })?;
+        }
+    })?;
     let parse_err = |reason: String| JwtConfigError::Parse {
         path: shown.clone(),
         reason,

@@ -9,9 +9,9 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use super::local::{LocalVerifier, Verdict};
+use super::settings::LocalVerification;
 use super::tokenreview::{NoAnswer, ReviewError, TokenReviewer, Wait};
 use super::{Authenticated, Authenticator, AuthnError, Method, Token};
-use super::settings::LocalVerification;
 use crate::metrics::{AuthnPath, Metrics, PathLabel};
 
 /// TokenReview, with or without local verification in front of it.

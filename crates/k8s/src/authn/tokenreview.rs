@@ -10,8 +10,8 @@ use kube::api::PostParams;
 
 use super::limit::Backpressure;
 use super::{Authenticated, Authenticator, AuthnError, Method, PodRef, Token};
-use certmint_core::identity::ServiceAccount;
 use crate::metrics::{Metrics, Review};
+use certmint_core::identity::ServiceAccount;
 
 certmint_core::label_enum! {
     /// Why no TokenReview answer could be had (the cases local fallback may cover); the

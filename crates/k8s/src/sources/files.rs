@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Reloader;
-use crate::metrics::Source;
 use super::watch::watch_dirs;
+use crate::metrics::Source;
 use certmint_core::ca::IssuerMaterial;
 use certmint_core::fsutil::read_bounded;
 

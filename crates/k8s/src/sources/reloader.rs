@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::remind::Reminder;
-use certmint_core::digest::sha256;
+use crate::metrics::{Metrics, Reload, ReloadLabels, Source};
 use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
 use certmint_core::clock::Clock;
-use crate::metrics::{Metrics, Reload, ReloadLabels, Source};
+use certmint_core::digest::sha256;
 
 /// Where reload outcomes are reported beyond logs and metrics (Kubernetes Events).
 pub trait ReloadReporter: Send + Sync + 'static {

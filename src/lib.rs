@@ -2,6 +2,9 @@
 //! assembled and checked once), the wiring of `serve`, admin HTTP, telemetry and the
 //! metrics registry. Business rules live in the crates below it (see docs/architecture.md).
 
+// A panic on a request path takes the CA down (STYLE.md); tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 pub mod admin;
 pub mod app;
 pub mod cli;

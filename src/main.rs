@@ -1,5 +1,8 @@
 //! The `certmint` binary: install the crypto provider, parse arguments, run.
 
+// A panic on a request path takes the CA down (STYLE.md); tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -2,6 +2,9 @@
 //! with periodic checkpoints signed by a dedicated audit key; a rotating file and/or
 //! stdout; offline verification and search for `certmint audit`. No tonic, no kube.
 
+// A panic on a request path takes the CA down (STYLE.md); tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 pub mod chain;
 pub mod checkpoint;
 pub mod config;

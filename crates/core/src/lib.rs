@@ -2,6 +2,9 @@
 //! Certify pipeline, the authenticator trait, impersonation policy, the clock and digests.
 //! It knows nothing of gRPC, Kubernetes, metrics exposition or sockets (DESIGN.md §12).
 
+// A panic on a request path takes the CA down (STYLE.md); tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 pub mod authn;
 pub mod ca;
 pub mod certify;

@@ -2,6 +2,9 @@
 //! service), the transport-neutral call handler, the one error → `Status` mapping, the
 //! listeners and serving TLS. It holds no key material and knows nothing of Kubernetes.
 
+// A panic on a request path takes the CA down (STYLE.md); tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 pub mod call;
 pub mod deadline;
 mod identity;

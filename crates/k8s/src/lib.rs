@@ -3,6 +3,9 @@
 //! cache and back-pressure), the issuer/anchor sources (API watches and mounted files),
 //! the pod index behind impersonation, Events, and the client.
 
+// A panic on a request path takes the CA down (STYLE.md); tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 pub mod authn;
 pub mod client;
 pub mod metrics;

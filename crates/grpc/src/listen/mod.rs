@@ -25,8 +25,6 @@ const ACCEPT_BACKLOG: usize = 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Why a connection was dropped before HTTP/2 (a `grpc_connections_dropped` reason).
-
 /// Accepts connections on `listener` until shutdown, runs `prepare` (e.g. the TLS
 /// handshake) on each off the accept loop, and yields the ready ones.
 pub fn incoming<S, F, Fut>(

@@ -6,10 +6,8 @@
 //! [--only SECTION[,SECTION]]`. See README.md "Performance" for results and how long a run
 //! takes. Numbers are reported, never asserted: targets show PASS/FAIL next to the values.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/support/fake_kube/mod.rs"]
-mod fake_kube;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
 
 mod bench;
 

@@ -2,9 +2,8 @@
 //! the pod reach the records, stdout carries the records apart from the JSON diagnostic
 //! log on stderr, and SIGTERM drains the queue and closes the chain.
 
-mod common;
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
 
 use std::io::{BufRead, Read};
 use std::net::SocketAddr;

@@ -3,8 +3,8 @@
 //! from a test hook (as a full disk would fail writes) and from /dev/full, a real device
 //! whose every write fails with ENOSPC.
 
-mod audit_support;
-mod common;
+use certmint_testsupport as common;
+use certmint_testsupport::audit as audit_support;
 
 use std::path::Path;
 use std::time::Duration;

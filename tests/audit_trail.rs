@@ -2,10 +2,9 @@
 //! `certmint audit verify` / `find` on the files, intact and tampered with. The servers run
 //! once (a shared fixture); each test works on its own copy of their files.
 
-mod audit_support;
-mod common;
-#[path = "audit_support/golden.rs"]
-mod golden;
+use certmint_testsupport as common;
+use certmint_testsupport::audit as audit_support;
+use certmint_testsupport::audit::golden;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! DESIGN.md §3, the leaf profile of §4 checked by parsing the DER, chains verified with
 //! rustls-webpki, and serial uniqueness.
 
-mod common;
+use certmint_testsupport as common;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -4,13 +4,9 @@
 
 // Shared with other test binaries; this one uses only part of each.
 #[allow(unused_imports)]
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
-#[path = "common/lifecycle.rs"]
-mod lifecycle;
-#[allow(dead_code)]
-#[path = "common/pki.rs"]
-mod pki;
+use certmint_testsupport::fake_kube;
+use certmint_testsupport::lifecycle;
+use certmint_testsupport::pki;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

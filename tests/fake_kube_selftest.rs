@@ -1,8 +1,7 @@
 //! Checks the fake Kubernetes API server with the real `kube` client, reached through the
 //! kubeconfig the fake writes.
 
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
+use certmint_testsupport::fake_kube;
 
 use std::{collections::BTreeMap, future::Future, time::Duration};
 

@@ -1,7 +1,7 @@
 //! Inputs the fuzz targets (fuzz/, README "Fuzzing") found crashing certmint, rebuilt
 //! here from generated keys: each must now be refused with an error.
 
-mod common;
+use certmint_testsupport as common;
 
 use std::time::SystemTime;
 

@@ -2,9 +2,8 @@
 //! server while a flood of new tokens arrives. Each flooded call must end UNAVAILABLE
 //! within the request deadline; a client whose token is already reviewed stays served.
 
-mod common;
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! never finish, silence before and after the handshake. A well-behaved TLS client
 //! certifies throughout; connections must be closed at the configured deadlines.
 
-mod common;
+use certmint_testsupport as common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,9 +3,8 @@
 //! parsing the DER, the chain order with the roots last, verified with rustls-webpki,
 //! lifetime clamping, per-API audiences, cluster IDs, names and impersonation refusals.
 
-mod common;
-#[path = "istio/client.rs"]
-mod istio_client;
+use certmint_testsupport as common;
+use certmint_testsupport::istio_client;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;

@@ -3,11 +3,9 @@
 //! as a cluster-wide pod watch sees them; everyone else gets PERMISSION_DENIED with the
 //! reason.
 
-mod common;
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
-#[path = "istio/client.rs"]
-mod istio_client;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
+use certmint_testsupport::istio_client;
 
 use std::time::Duration;
 

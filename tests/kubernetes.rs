@@ -2,9 +2,8 @@
 //! authentication, its cache and back-pressure, issuer/anchor watches with Events, and
 //! resilience to API faults.
 
-mod common;
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,9 +2,8 @@
 //! keeps certifying while the fake API server refuses connections, and summarises the
 //! local fallbacks in one log line per interval with a count, not one line per call.
 
-mod common;
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
 
 use std::io::BufRead;
 use std::net::SocketAddr;

@@ -3,11 +3,9 @@
 //! can be had (budget exhausted, timeout, 5xx, connection refused); `off` keeps answering
 //! UNAVAILABLE; the API server going away after start. The JWT mode's cache.
 
-mod common;
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
-#[path = "support/local_env.rs"]
-mod local_env;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
+use certmint_testsupport::local_env;
 
 use std::time::Duration;
 

@@ -2,11 +2,8 @@
 //! server: each local check on its own, RS256 and ES256, signing-key rotation, an
 //! unknown-kid flood, and the tokens left to TokenReview.
 
-mod common;
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
-#[path = "support/local_env.rs"]
-mod local_env;
+use certmint_testsupport::fake_kube;
+use certmint_testsupport::local_env;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! `..data` symlink swap), rejected updates that keep the old issuer, anchor overlap,
 //! and an expired issuer never signing.
 
-mod common;
+use certmint_testsupport as common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! An idle file source stays idle: certmint's own reads of the issuer and anchor files
 //! must not wake the watcher, and a refused file is logged once, not on every re-read.
 
-mod common;
+use certmint_testsupport as common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Production serving (DESIGN.md §7): self-issued TLS as linkerd2-proxy meets it, health,
 //! reflection and message limits.
 
-mod common;
+use certmint_testsupport as common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,9 +1,8 @@
 //! `certmint serve` as a process: SIGTERM stops it gracefully, letting an in-flight
 //! Certify (held up by a slow TokenReview) finish first.
 
-mod common;
-#[path = "support/fake_kube/mod.rs"]
-mod fake_kube;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;

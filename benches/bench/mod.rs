@@ -2,18 +2,15 @@
 
 pub mod args;
 mod e2e;
-mod fixtures;
 mod floor;
 mod herd;
-mod load;
-mod machine;
 mod pipeline;
 pub mod profile;
 pub mod report;
-mod server;
 mod signers;
 mod startup;
 
+use certmint_testsupport::bench::{fixtures, load, machine, server};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;

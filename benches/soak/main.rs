@@ -6,25 +6,12 @@
 //! `cargo bench --bench soak -- [--duration 1h] [--rate N] [--interval 30s]`; see
 //! `--help` and README.md "Soak".
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-#[path = "../../tests/support/fake_kube/mod.rs"]
-mod fake_kube;
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
 
-// The parts of the benchmark harness the soak reuses (they refer to each other through
-// `super::`): the load client, the CSR pool, the process probes, the fake API server's thread.
-#[allow(dead_code)]
-#[path = "../bench/fixtures.rs"]
-mod fixtures;
-#[allow(dead_code)]
-#[path = "../bench/server.rs"]
-mod kube_thread;
-#[allow(dead_code)]
-#[path = "../bench/load.rs"]
-mod load;
-#[allow(dead_code)]
-#[path = "../bench/machine.rs"]
-mod machine;
+// The parts of the benchmark harness the soak reuses: the load client, the CSR pool, the
+// process probes, the fake API server's thread.
+use certmint_testsupport::bench::{fixtures, load, machine, server as kube_thread};
 
 mod args;
 mod chaos;

@@ -2,7 +2,6 @@
 //! refusals) is logged once when it starts, then as one summary line per interval with a
 //! count. Metrics keep the exact numbers; this only bounds the log.
 
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! at start, periodically, and when a token carries an unknown `kid` (single-flight, at
 //! most one fetch per `min_interval` however many such tokens arrive).
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

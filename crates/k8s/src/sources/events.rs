@@ -1,6 +1,5 @@
 //! Reload outcomes as Kubernetes Events on the issuer Secret.
 
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

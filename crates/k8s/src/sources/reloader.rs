@@ -1,7 +1,6 @@
 //! Validates new issuer material and anchor bundles and swaps them into the store.
 //! A rejected update never replaces what is in use; every attempt is logged and counted.
 
-
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 

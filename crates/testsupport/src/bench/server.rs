@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::fixtures::{Pki, SERVER_NAME};
 use super::load;
-use crate::common::CaFiles;
+use crate::CaFiles;
 use crate::fake_kube::FakeKube;
 
 /// The fake Kubernetes API server on a current-thread runtime in its own OS thread.

@@ -1,7 +1,17 @@
-//! Shared test support: PKI made on the fly, tokens, CSRs, a Linkerd-API client and
-//! in-process servers. Nothing here is committed key material; everything is generated.
-#![allow(dead_code)]
+//! certmint's test support, shared by the integration tests, the benchmarks and the fuzz
+//! targets: PKI made on the fly, tokens, CSRs, a Linkerd-API client and an Istio one,
+//! in-process servers, the fake Kubernetes API server, and the benchmark's load parts.
+//! Nothing here is committed key material; everything is generated.
 
+// Fixtures are made explicitly (each `new` generates keys or starts something).
+#![allow(clippy::new_without_default)]
+
+pub mod audit;
+pub mod bench;
+pub mod fake_kube;
+pub mod istio_client;
+pub mod lifecycle;
+pub mod local_env;
 pub mod pki;
 pub mod tls;
 pub mod wire;
@@ -360,4 +370,21 @@ pub fn sigterm(child: &std::process::Child) {
         .status()
         .unwrap();
     assert!(sent.success(), "kill -TERM {pid}");
+}
+
+/// The `certmint` binary cargo built beside the running test or benchmark
+/// (`target/<profile>/certmint`, the test executable being in `target/<profile>/deps`).
+pub fn certmint_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the running test");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    let bin = profile_dir.join("certmint");
+    assert!(
+        bin.exists(),
+        "{} is missing; run the tests with cargo test, which builds it",
+        bin.display()
+    );
+    bin
 }

@@ -1,8 +1,6 @@
 //! A client of Istio's CA API generated from certmint's `proto/istio_ca.proto`, and the
 //! two CSR shapes Istio's data plane sends.
 
-#![allow(dead_code)]
-
 use certmint_grpc::proto::istio::IstioCertificateRequest;
 use certmint_grpc::proto::istio::istio_certificate_service_client::IstioCertificateServiceClient;
 use prost_types::{Struct, Value, value::Kind};

@@ -11,8 +11,8 @@ use rcgen::KeyPair;
 use tonic::Code;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::audit_support::*;
-use crate::common::*;
+use crate::audit::*;
+use crate::*;
 
 pub struct Issued {
     pub serial: String,

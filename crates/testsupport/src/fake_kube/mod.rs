@@ -3,8 +3,7 @@
 //! service-account tokens it mints (TokenReview), serves Secrets and ConfigMaps with
 //! get/list/watch, records Events, answers SelfSubjectAccessReviews, counts requests by kind
 //! and injects faults on demand. Include it with
-//! `#[path = "support/fake_kube/mod.rs"] mod fake_kube;`.
-#![allow(dead_code)]
+//! `use certmint_testsupport::fake_kube;`.
 
 mod authn;
 mod conn;

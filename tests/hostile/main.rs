@@ -3,17 +3,12 @@
 //! throughout every case and its latency is printed. Each case asserts the gRPC code or
 //! that the connection is closed; memory and the open-connection gauge must come back.
 
-mod common;
+use certmint_testsupport as common;
 
-#[path = "hostile/connection.rs"]
 mod connection;
-#[path = "hostile/csrs.rs"]
 mod csrs;
-#[path = "hostile/headers.rs"]
 mod headers;
-#[path = "hostile/protobuf.rs"]
 mod protobuf;
-#[path = "hostile/streams.rs"]
 mod streams;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! Shared by the audit test binaries: servers with an audit file, keys, the CLI.
-#![allow(dead_code)]
+
+pub mod golden;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,8 +10,8 @@ use certmint_audit::OnFailure;
 use certmint_audit::config::FileSinkConfig;
 use serde_json::{Value, json};
 
-use crate::common::pki::Ca;
-use crate::common::{AUDIENCE, CaFiles, TOKEN_ISSUER};
+use crate::pki::Ca;
+use crate::{AUDIENCE, CaFiles, TOKEN_ISSUER};
 
 /// A CA layout with a loaded issuer, ready to serve.
 pub fn ca_files() -> CaFiles {
@@ -67,7 +68,7 @@ pub fn token_with_pod(files: &CaFiles, ns: &str, sa: &str, pod: &str, uid: &str)
 
 /// Runs the certmint binary; returns the exit code and stdout + stderr.
 pub fn cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_certmint"))
+    let out = Command::new(crate::certmint_bin())
         .args(args)
         .output()
         .unwrap();

@@ -1,7 +1,6 @@
 //! Shared set-up for the local-verification tests (issue 11): a fake API server, a
 //! certmint serving from files for its issuer and anchors and authenticating through the
 //! fake, and helpers to certify `shop/web` with a chosen token and read the metrics.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -9,9 +8,9 @@ use certmint::app::Server;
 use certmint::config::{Config, LocalVerification};
 use rcgen::KeyPair;
 
-use crate::common::pki::Ca;
-use crate::common::*;
 use crate::fake_kube::{FakeKube, RequestKind, TokenSpec};
+use crate::pki::Ca;
+use crate::*;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 

@@ -1,6 +1,5 @@
 //! Helpers for the lifecycle-command tests: run the real binary, write files, sign leaves
 //! under generated issuers, and read certificate fields from the DER.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +45,7 @@ impl Run {
 
 /// Runs the `certmint` binary with `args`; a panic is always a failure.
 pub fn certmint<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_certmint"))
+    let out = Command::new(crate::certmint_bin())
         .args(args)
         .env("RUST_BACKTRACE", "0")
         .env_remove("KUBECONFIG")

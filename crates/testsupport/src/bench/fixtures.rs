@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
 use rcgen::KeyPair;
 
-use crate::common::pki::Ca;
-use crate::common::{CaFiles, CsrSpec, linkerd_name, spiffe_id};
+use crate::pki::Ca;
+use crate::{CaFiles, CsrSpec, linkerd_name, spiffe_id};
 
 /// The workload every single-token case certifies.
 pub const NS: &str = "shop";

@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use certmint_grpc::IstioService;
+use certmint_core::ca::cert::to_pem;
 use certmint_core::identity::ServiceAccount;
 use certmint_grpc::proto::istio::IstioCertificateRequest;
 use certmint_grpc::proto::istio::istio_certificate_service_server::IstioCertificateService;
@@ -61,7 +62,8 @@ fuzz_target!(|data: &[u8]| {
     let sa = ServiceAccount::new(ns, name).expect("service account");
     assert_eq!(chain.len(), 3);
     let state = ca_store().load().expect("issuer");
-    assert_eq!(chain[2].as_bytes(), state.anchors.pem().as_ref());
+    let anchors: String = state.anchors.certs().iter().map(|a| to_pem(&a.der)).collect();
+    assert_eq!(chain[2], anchors);
     let leaf_der = pem::parse(&chain[0]).expect("leaf PEM").into_contents();
     let (_, leaf) = X509Certificate::from_der(&leaf_der).expect("leaf parses");
     let san = leaf

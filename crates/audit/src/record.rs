@@ -344,8 +344,7 @@ mod tests {
         let certified = Certified {
             leaf: rustls_pki_types::CertificateDer::from(vec![0x30, 0x82, 0x01, 0x0a]),
             chain: Vec::new(),
-            chain_pem: Vec::new().into(),
-            anchors_pem: bytes::Bytes::new(),
+            anchors: test_anchors(),
             not_before: UNIX_EPOCH + Duration::from_millis(1_796_000_000_123),
             not_after: UNIX_EPOCH + Duration::from_secs(1_796_086_400),
             serial: [0x0f; 16],
@@ -397,5 +396,15 @@ mod tests {
         let kept = bounded(&long);
         assert!(kept.len() <= 253 + "…".len(), "{}", kept.len());
         assert!(kept.ends_with('…'));
+    }
+
+    /// A one-root bundle; records never carry it, so any valid root will do.
+    fn test_anchors() -> std::sync::Arc<certmint_core::ca::TrustAnchors> {
+        use certmint_core::ca::create::{KeyType, generate_key, new_root};
+        let now = std::time::SystemTime::now();
+        let key = generate_key(KeyType::P256).unwrap();
+        let root = new_root("root", Duration::from_secs(3600), key, now).unwrap();
+        let anchors = certmint_core::ca::TrustAnchors::from_pem(root.cert_pem.as_bytes(), now);
+        std::sync::Arc::new(anchors.unwrap())
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
 
 use crate::authn::{Authenticated, Authenticator, AuthnError, Token};
-use crate::ca::{CaStore, LeafNames, LeafPolicy, SignError};
+use crate::ca::{CaStore, LeafNames, LeafPolicy, SignError, TrustAnchors};
 use crate::clock::Clock;
 use crate::csr::{self, CsrError};
 use crate::identity::{Naming, ServiceAccount};
@@ -70,10 +70,8 @@ pub struct Trace {
 pub struct Certified {
     pub leaf: CertificateDer<'static>,
     pub chain: Vec<Bytes>,
-    /// The same chain as PEM (shared with the issuer).
-    pub chain_pem: Arc<[String]>,
-    /// The trust-anchor bundle the issuer was validated against, PEM.
-    pub anchors_pem: Bytes,
+    /// The trust anchors the issuer was validated against (the whole bundle).
+    pub anchors: Arc<TrustAnchors>,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
     pub serial: [u8; 16],
@@ -198,8 +196,7 @@ impl Certifier {
         Ok(Certified {
             leaf: leaf.der,
             chain: state.issuer.chain_bytes().to_vec(),
-            chain_pem: state.issuer.chain_pem().clone(),
-            anchors_pem: state.anchors.pem().clone(),
+            anchors: state.anchors.clone(),
             not_before: leaf.not_before,
             not_after: leaf.not_after,
             serial: leaf.serial,

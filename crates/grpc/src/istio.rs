@@ -18,8 +18,10 @@ use crate::proto::istio::istio_certificate_service_server::{
 };
 use crate::proto::istio::{IstioCertificateRequest, IstioCertificateResponse};
 use certmint_core::authn::AuthnError;
-use certmint_core::ca::cert::to_pem;
-use certmint_core::certify::{Certified, CertifyError, CertifyRequest, MAX_CSR_BYTES, Requested};
+use certmint_core::certify::{CertifyError, CertifyRequest, MAX_CSR_BYTES, Requested};
+
+mod pem_cache;
+use pem_cache::PemCache;
 
 /// The metadata key a node agent uses to ask on behalf of a workload.
 const IMPERSONATED_IDENTITY: &str = "ImpersonatedIdentity";
@@ -30,11 +32,16 @@ const MAX_CSR_PEM_BYTES: usize = MAX_CSR_BYTES * 2;
 pub struct IstioService {
     calls: Arc<CallHandler>,
     cluster_ids: Vec<String>,
+    pem: PemCache,
 }
 
 impl IstioService {
     pub fn new(calls: Arc<CallHandler>, cluster_ids: Vec<String>) -> Self {
-        Self { calls, cluster_ids }
+        Self {
+            calls,
+            cluster_ids,
+            pem: PemCache::default(),
+        }
     }
 
     pub fn into_server(self, max_message: usize) -> IstioCertificateServiceServer<Self> {
@@ -100,20 +107,9 @@ impl IstioCertificateService for IstioService {
         };
         let c = self.calls.run(identity, translated, peer).await?;
         Ok(Response::new(IstioCertificateResponse {
-            cert_chain: pem_chain(&c),
+            cert_chain: self.pem.response_chain(&c),
         }))
     }
-}
-
-/// Leaf, intermediates, then the whole anchor bundle as the last entry: Istio's clients
-/// take their roots from the last entry, and during a rotation both roots must be there.
-fn pem_chain(c: &Certified) -> Vec<String> {
-    let mut chain = Vec::with_capacity(c.chain_pem.len() + 2);
-    chain.push(to_pem(&c.leaf));
-    chain.extend(c.chain_pem.iter().cloned());
-    let anchors = std::str::from_utf8(&c.anchors_pem).unwrap_or_default();
-    chain.push(anchors.to_owned());
-    chain
 }
 
 /// `ImpersonatedIdentity` from the request metadata, when present and non-empty.

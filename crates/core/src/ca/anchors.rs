@@ -2,10 +2,9 @@
 
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use rustls_pki_types::TrustAnchor;
 
-use super::cert::{CertError, CertInfo, parse_pem_chain, to_pem};
+use super::cert::{CertError, CertInfo, parse_pem_chain};
 
 /// Why a trust-anchor bundle was refused.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +28,6 @@ pub enum AnchorError {
 pub struct TrustAnchors {
     certs: Vec<CertInfo>,
     anchors: Vec<TrustAnchor<'static>>,
-    pem: Bytes,
 }
 
 impl TrustAnchors {
@@ -50,12 +48,7 @@ impl TrustAnchors {
                 })?;
             anchors.push(anchor.to_owned());
         }
-        let pem = certs.iter().map(|c| to_pem(&c.der)).collect::<String>();
-        let bundle = Self {
-            certs,
-            anchors,
-            pem: Bytes::from(pem),
-        };
+        let bundle = Self { certs, anchors };
         if bundle.valid_at(now).is_empty() {
             return Err(AnchorError::NoneValid);
         }
@@ -85,12 +78,6 @@ impl TrustAnchors {
 
     pub fn certs(&self) -> &[CertInfo] {
         &self.certs
-    }
-
-    /// The bundle's certificates as PEM (re-encoded, nothing but certificates), for
-    /// handing to workloads; cloning is a reference count.
-    pub fn pem(&self) -> &Bytes {
-        &self.pem
     }
 
     /// The earliest notAfter of any anchor in the bundle.

@@ -1,7 +1,6 @@
 //! The issuer: an intermediate CA certificate and key, validated before it may sign.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -76,8 +75,6 @@ pub struct Issuer {
     pub(super) chain: Vec<CertificateDer<'static>>,
     /// The same chain, encoded once and shared by every response.
     chain_bytes: Vec<Bytes>,
-    /// The same chain as PEM, one certificate each, for PEM APIs (Istio's).
-    chain_pem: Arc<[String]>,
     /// The earliest notAfter over the issuer, intermediates and the anchor used.
     pub(super) chain_not_after: SystemTime,
     pub(super) digest: [u8; 32],
@@ -129,7 +126,6 @@ impl Issuer {
                 .iter()
                 .map(|c| Bytes::copy_from_slice(&c.der))
                 .collect(),
-            chain_pem: chain.iter().map(|c| super::cert::to_pem(&c.der)).collect(),
             chain: chain.iter().map(|c| c.der.clone()).collect(),
             cert,
         };
@@ -211,11 +207,6 @@ impl Issuer {
     /// The chain as shared buffers (cloning is a reference count per certificate).
     pub fn chain_bytes(&self) -> &[Bytes] {
         &self.chain_bytes
-    }
-
-    /// The chain as PEM, one certificate per entry (shared; cloning is a reference count).
-    pub fn chain_pem(&self) -> &Arc<[String]> {
-        &self.chain_pem
     }
 
     /// The earliest notAfter in the chain: no leaf outlives it.

@@ -15,7 +15,7 @@ use certmint_core::ca::{LeafNames, LeafPolicy};
 use certmint_core::certify::Certifier;
 use certmint_core::impersonation::Impersonation;
 use certmint_grpc::metrics::Api;
-use certmint_grpc::serve::GrpcServer;
+use certmint_grpc::serve::{GrpcServer, WireApi};
 use certmint_grpc::tls::{Renewer, ServingCert};
 use certmint_grpc::{CallHandler, IdentityService, IstioService};
 
@@ -26,8 +26,7 @@ use crate::readiness::Readiness;
 
 /// The wire APIs and the serving certificate, ready to be served.
 pub(super) struct Services {
-    identity: IdentityService,
-    istio: Option<IstioService>,
+    apis: Vec<Box<dyn WireApi>>,
     serving_cert: Option<Arc<ServingCert>>,
 }
 
@@ -51,28 +50,21 @@ pub(super) fn services(
             None => handler,
         })
     };
-    let linkerd = certifier(
-        parts,
-        authenticators.for_audiences(&config.authn.audiences)?,
-    );
-    let identity = IdentityService::new(calls(Api::Linkerd, linkerd));
-    let istio = match config.istio.enabled {
-        true => {
-            let authn = authenticators.for_audiences(&config.istio.audiences)?;
-            let certifier = with_impersonation(parts, certifier(parts, authn))?;
-            Some(IstioService::new(
-                calls(Api::Istio, certifier),
-                config.istio.cluster_ids.clone(),
-            ))
-        }
-        false => None,
-    };
+    let mut apis: Vec<Box<dyn WireApi>> = Vec::new();
+    let linkerd = authenticators.for_audiences(&config.authn.audiences)?;
+    let linkerd = certifier(parts, linkerd);
+    apis.push(Box::new(IdentityService::new(calls(Api::Linkerd, linkerd))));
+    if config.istio.enabled {
+        let authn = authenticators.for_audiences(&config.istio.audiences)?;
+        let certifier = with_impersonation(parts, certifier(parts, authn))?;
+        let ids = config.istio.cluster_ids.clone();
+        apis.push(Box::new(IstioService::new(
+            calls(Api::Istio, certifier),
+            ids,
+        )));
+    }
     let serving_cert = start_serving_cert(parts);
-    Ok(Services {
-        identity,
-        istio,
-        serving_cert,
-    })
+    Ok(Services { apis, serving_cert })
 }
 
 fn certifier(parts: &Parts, authn: Arc<dyn certmint_core::authn::Authenticator>) -> Certifier {
@@ -168,8 +160,7 @@ pub(super) async fn serve(
     let addr = listener.local_addr()?;
     let task = certmint_grpc::serve::spawn(GrpcServer {
         listener,
-        identity: services.identity,
-        istio: services.istio,
+        apis: services.apis,
         limits: config.limits.clone(),
         tls: services.serving_cert.map(certmint_grpc::tls::server_config),
         health: readiness,

@@ -41,7 +41,8 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The file's settings with environment and flags applied on top.
+    /// The file's settings with environment and flags applied on top; `Server::start`
+    /// checks them (once).
     pub fn into_config(self, log_format: Option<LogFormat>) -> anyhow::Result<Config> {
         let mut c = match &self.config {
             Some(path) => Config::from_file(path)?,
@@ -74,7 +75,6 @@ impl ServeArgs {
         if self.plaintext {
             c.tls.enabled = false;
         }
-        c.validate()?;
         Ok(c)
     }
 }

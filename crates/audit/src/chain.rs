@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::body::EncodedBody;
 use super::record::{Body, NO_PREV, Start};
 use certmint_core::digest::hex;
 
@@ -83,7 +84,7 @@ impl Chain {
         // Serialising plain structs of strings and integers cannot fail.
         let _ = serde_json::to_writer(&mut *out, &head);
         // `{"seq":…,"prev":"…"}` + `{"kind":…}` → `{"seq":…,"prev":"…","kind":…}`.
-        if let Some(rest) = body.0.get(1..).filter(|r| *r != b"}") {
+        if let Some(rest) = body.as_bytes().get(1..).filter(|r| *r != b"}") {
             out.pop();
             out.push(b',');
             out.extend_from_slice(rest);
@@ -101,33 +102,6 @@ struct Head<'a> {
     replica: &'a str,
     chain: &'a str,
     prev: &'a str,
-}
-
-/// A record body serialised on its own, `{"kind":…,…}`: what
-/// [`Record`](super::record::Record) flattens after its chain fields. Made by whoever has
-/// the body (Certify's task), so that the writer thread only splices it in.
-#[derive(Debug)]
-pub struct EncodedBody(Vec<u8>);
-
-impl EncodedBody {
-    /// `body` is a [`Body`] or, for Certify, a
-    /// [`CertifyView`](super::record::CertifyView) (serialised as `Body::Certify`).
-    pub fn new<T: Serialize + ?Sized>(body: &T) -> Self {
-        // Room for a certify record in one allocation, below glibc's large-chunk size
-        // (1 KiB), which would make it consolidate its free lists.
-        let mut buf = Vec::with_capacity(1000);
-        // Plain structs of strings and integers cannot fail to serialise; `kind` is always
-        // there, so the object is never empty.
-        if serde_json::to_writer(&mut buf, body).is_err() {
-            buf = b"{}".to_vec();
-        }
-        Self(buf)
-    }
-
-    /// The buffer back, to be freed (or reused) by the thread that made it.
-    pub fn into_vec(self) -> Vec<u8> {
-        self.0
-    }
 }
 
 #[cfg(test)]

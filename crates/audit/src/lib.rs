@@ -5,6 +5,7 @@
 // A panic on a request path takes the CA down (STYLE.md); tests may unwrap.
 #![warn(clippy::unwrap_used)]
 
+pub mod body;
 pub mod chain;
 pub mod checkpoint;
 pub mod config;
@@ -16,6 +17,6 @@ pub mod sink;
 pub mod verify;
 pub mod writer;
 
-pub use chain::EncodedBody;
+pub use body::EncodedBody;
 pub use config::{AuditConfig, OnFailure};
 pub use writer::{AuditError, AuditLog};

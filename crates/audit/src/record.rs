@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::chain::EncodedBody;
+use super::body::EncodedBody;
 use certmint_core::authn::Authenticated;
 use certmint_core::certify::Certified;
 use certmint_core::digest::hex;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::chain::{Chain, EncodedBody};
+use super::body::EncodedBody;
+use super::chain::Chain;
 use super::checkpoint::{AuditSigner, KeyError, checkpoint};
 use super::config::{AuditConfig, OnFailure};
 use super::record::timestamp;

@@ -5,8 +5,12 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::call::CallHandler;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+
 use crate::proto::identity_server::{Identity, IdentityServer};
 use crate::proto::{CertifyRequest as ProtoRequest, CertifyResponse};
+use crate::serve::WireApi;
 use certmint_core::certify::CertifyRequest;
 
 /// The Linkerd identity service.
@@ -21,6 +25,13 @@ impl IdentityService {
 
     pub fn into_server(self, max_message: usize) -> IdentityServer<Self> {
         IdentityServer::new(self).max_decoding_message_size(max_message)
+    }
+}
+
+impl WireApi for IdentityService {
+    fn register(self: Box<Self>, routes: &mut RoutesBuilder, max_message: usize) -> &'static str {
+        routes.add_service(self.into_server(max_message));
+        <IdentityServer<Self> as NamedService>::NAME
     }
 }
 

@@ -10,6 +10,8 @@ use prost_types::value::Kind;
 use rustls_pki_types::CertificateSigningRequestDer;
 use rustls_pki_types::pem::PemObject;
 use tonic::metadata::MetadataMap;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
 use super::call::CallHandler;
@@ -17,6 +19,7 @@ use crate::proto::istio::istio_certificate_service_server::{
     IstioCertificateService, IstioCertificateServiceServer,
 };
 use crate::proto::istio::{IstioCertificateRequest, IstioCertificateResponse};
+use crate::serve::WireApi;
 use certmint_core::authn::AuthnError;
 use certmint_core::certify::{CertifyError, CertifyRequest, MAX_CSR_BYTES, Requested};
 
@@ -86,6 +89,13 @@ impl IstioService {
                 "cluster ID is not one this CA serves (istio.cluster_ids)",
             )),
         }
+    }
+}
+
+impl WireApi for IstioService {
+    fn register(self: Box<Self>, routes: &mut RoutesBuilder, max_message: usize) -> &'static str {
+        routes.add_service(self.into_server(max_message));
+        <IstioCertificateServiceServer<Self> as NamedService>::NAME
     }
 }
 

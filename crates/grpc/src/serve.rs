@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
@@ -17,8 +18,6 @@ use crate::Limits;
 use crate::deadline::DeadlineLayer;
 use crate::listen::incoming;
 use crate::metrics::{DropReason, Metrics};
-use crate::proto::identity_server::IdentityServer;
-use crate::{IdentityService, IstioService};
 
 /// Whether the server should report itself serving (gRPC health, the `ready` metric);
 /// the binary's readiness implements it.
@@ -26,12 +25,18 @@ pub trait Health: Send + Sync + 'static {
     fn is_ready(&self) -> bool;
 }
 
+/// One wire API served on the gRPC port: it adds its server to the routes (with the
+/// decoding limit) and names its service for gRPC health. Each adapter implements it in
+/// its own file, so the listener knows no API by name.
+pub trait WireApi: Send + 'static {
+    fn register(self: Box<Self>, routes: &mut RoutesBuilder, max_message: usize) -> &'static str;
+}
+
 /// Everything the gRPC server task needs.
 pub struct GrpcServer {
     pub listener: TcpListener,
-    pub identity: IdentityService,
-    /// Istio's CA API, when `istio.enabled`.
-    pub istio: Option<IstioService>,
+    /// The wire APIs (Linkerd's Identity always, Istio's CA when `istio.enabled`).
+    pub apis: Vec<Box<dyn WireApi>>,
     pub limits: Limits,
     pub tls: Option<Arc<ServerConfig>>,
     pub health: Arc<dyn Health>,
@@ -43,9 +48,16 @@ pub struct GrpcServer {
 /// grace period runs out).
 pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
+        let mut routes = RoutesBuilder::default();
+        let names: Vec<&'static str> = s
+            .apis
+            .into_iter()
+            .map(|api| api.register(&mut routes, s.limits.max_message_size))
+            .collect();
         let (reporter, health) = tonic_health::server::health_reporter();
         tokio::spawn(report_health(
             reporter,
+            names,
             s.health.clone(),
             s.metrics.clone(),
             s.shutdown.clone(),
@@ -68,10 +80,9 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
             .http2_max_header_list_size(l.max_header_list_size)
             .http2_keepalive_interval(Some(l.keepalive_interval))
             .http2_keepalive_timeout(Some(l.keepalive_timeout))
+            .add_routes(routes.routes())
             .add_service(health)
-            .add_service(reflection)
-            .add_service(s.identity.into_server(l.max_message_size))
-            .add_optional_service(s.istio.map(|i| i.into_server(l.max_message_size)));
+            .add_service(reflection);
         let mut stop = s.shutdown.clone();
         let signal = async move {
             let _ = stop.wait_for(|v| *v).await;
@@ -126,6 +137,7 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
 /// Mirrors readiness into gRPC health and the `ready` metric.
 async fn report_health(
     reporter: tonic_health::server::HealthReporter,
+    services: Vec<&'static str>,
     health: Arc<dyn Health>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -152,17 +164,8 @@ async fn report_health(
             ServingStatus::NotServing
         };
         reporter.set_service_status("", status).await;
-        match status {
-            ServingStatus::Serving => {
-                reporter
-                    .set_serving::<IdentityServer<IdentityService>>()
-                    .await
-            }
-            _ => {
-                reporter
-                    .set_not_serving::<IdentityServer<IdentityService>>()
-                    .await
-            }
+        for name in &services {
+            reporter.set_service_status(name, status).await;
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::time::SystemTime;
 
-pub use crate::authn::tokenreview::NoAnswer;
 use certmint_core::digest::unix_seconds;
 use certmint_core::label_enum;
 use prometheus_client::encoding::{
@@ -44,6 +43,21 @@ label_enum! {
 label_enum! {
     /// A local verification's verdict on a projected token.
     pub enum Judged { Valid => "valid", Invalid => "invalid", NotJudged => "not_judged" }
+}
+
+label_enum! {
+    /// Why no TokenReview answer could be had (the cases local fallback may cover); the
+    /// `reason` label of `certmint_token_local_fallbacks`.
+    pub enum NoAnswer {
+        /// No in-flight slot or rate token (back-pressure).
+        Budget => "budget",
+        /// certmint's own deadline passed.
+        Timeout => "timeout",
+        /// The API server answered 5xx or 429.
+        ServerError => "server_error",
+        /// The connection failed (refused, reset, TLS).
+        Unreachable => "unreachable",
+    }
 }
 
 label_enum! {

@@ -13,20 +13,7 @@ use super::{Authenticated, Authenticator, AuthnError, Method, PodRef, Token};
 use crate::metrics::{Metrics, Review};
 use certmint_core::identity::ServiceAccount;
 
-certmint_core::label_enum! {
-    /// Why no TokenReview answer could be had (the cases local fallback may cover); the
-    /// `reason` label of `certmint_token_local_fallbacks`.
-    pub enum NoAnswer {
-        /// No in-flight slot or rate token (back-pressure).
-        Budget => "budget",
-        /// certmint's own deadline passed.
-        Timeout => "timeout",
-        /// The API server answered 5xx or 429.
-        ServerError => "server_error",
-        /// The connection failed (refused, reset, TLS).
-        Unreachable => "unreachable",
-    }
-}
+pub use crate::metrics::NoAnswer;
 
 /// How a review ended when it did not authenticate the token.
 #[derive(Debug)]

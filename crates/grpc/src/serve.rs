@@ -48,12 +48,7 @@ pub struct GrpcServer {
 /// grace period runs out).
 pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
-        let mut routes = RoutesBuilder::default();
-        let names: Vec<&'static str> = s
-            .apis
-            .into_iter()
-            .map(|api| api.register(&mut routes, s.limits.max_message_size))
-            .collect();
+        let (routes, names) = register(s.apis, s.limits.max_message_size);
         let (reporter, health) = tonic_health::server::health_reporter();
         tokio::spawn(report_health(
             reporter,
@@ -88,7 +83,7 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
             let _ = stop.wait_for(|v| *v).await;
         };
         let grace = l.shutdown_grace;
-        let mut after = s.shutdown.clone();
+        let after = s.shutdown.clone();
         let limits = s.limits.clone();
         let (metrics, down) = (s.metrics.clone(), s.shutdown.clone());
         let serve = async move {
@@ -115,23 +110,41 @@ pub fn spawn(s: GrpcServer) -> JoinHandle<anyhow::Result<()>> {
                 }
             }
         };
-        tokio::pin!(serve);
-        // Once shutdown starts, in-flight calls get `grace` to finish.
-        tokio::select! {
-            r = &mut serve => return Ok(r?),
-            _ = after.wait_for(|v| *v) => {}
-        }
-        match tokio::time::timeout(grace, serve).await.ok() {
-            Some(r) => Ok(r?),
-            None => {
-                tracing::warn!(
-                    ?grace,
-                    "shutdown grace period over; abandoning in-flight calls"
-                );
-                Ok(())
-            }
-        }
+        finish_within_grace(serve, after, grace).await
     })
+}
+
+/// Every API's routes, and the service names gRPC health reports on.
+fn register(apis: Vec<Box<dyn WireApi>>, max_message: usize) -> (RoutesBuilder, Vec<&'static str>) {
+    let mut routes = RoutesBuilder::default();
+    let names = apis
+        .into_iter()
+        .map(|api| api.register(&mut routes, max_message))
+        .collect();
+    (routes, names)
+}
+
+/// Runs `serve` to its end; once shutdown starts, in-flight calls get `grace` to finish.
+async fn finish_within_grace(
+    serve: impl Future<Output = Result<(), tonic::transport::Error>>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    tokio::pin!(serve);
+    tokio::select! {
+        r = &mut serve => return Ok(r?),
+        _ = shutdown.wait_for(|v| *v) => {}
+    }
+    match tokio::time::timeout(grace, serve).await.ok() {
+        Some(r) => Ok(r?),
+        None => {
+            tracing::warn!(
+                ?grace,
+                "shutdown grace period over; abandoning in-flight calls"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Mirrors readiness into gRPC health and the `ready` metric.

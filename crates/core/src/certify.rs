@@ -313,3 +313,338 @@ fn check_fields(req: &CertifyRequest) -> Result<(), CertifyError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::UNIX_EPOCH;
+
+    use futures::future::BoxFuture;
+    use rcgen::{CertificateParams, DistinguishedName, KeyPair, SanType};
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    use crate::authn::{Method, Token};
+    use crate::ca::create::{KeyType, generate_key, new_issuer, new_root};
+    use crate::ca::{CaState, Issuer, IssuerMaterial, TrustAnchors};
+
+    const ID: &str = "web.shop.serviceaccount.identity.linkerd.cluster.local";
+    const SPIFFE: &str = "spiffe://cluster.local/ns/shop/sa/web";
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    struct Fixed(SystemTime);
+    impl Clock for Fixed {
+        fn now(&self) -> SystemTime {
+            self.0
+        }
+    }
+
+    /// Proves `account` for any token (or refuses every token), counting the calls.
+    struct Stub {
+        account: Result<ServiceAccount, String>,
+        calls: AtomicUsize,
+    }
+
+    impl Authenticator for Stub {
+        fn authenticate<'a>(
+            &'a self,
+            _token: &'a Token,
+        ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let r = match &self.account {
+                Ok(sa) => Ok(Authenticated::new(sa.clone(), Method::TokenReview, None)),
+                Err(why) => Err(AuthnError::Unauthenticated(why.clone())),
+            };
+            Box::pin(async move { r })
+        }
+    }
+
+    fn sa(ns: &str, name: &str) -> ServiceAccount {
+        ServiceAccount::new(ns, name).unwrap()
+    }
+
+    /// A store holding a valid issuer under a root, valid a year from a day ago.
+    fn loaded_store() -> CaStore {
+        let root = new_root(
+            "root",
+            3650 * DAY,
+            generate_key(KeyType::P256).unwrap(),
+            now() - DAY,
+        )
+        .unwrap();
+        let key = generate_key(KeyType::P256).unwrap();
+        let inter = new_issuer(
+            &root.cert_pem,
+            &root.key_pem,
+            "issuer",
+            365 * DAY,
+            0,
+            key,
+            now() - DAY,
+        )
+        .unwrap();
+        let material = IssuerMaterial {
+            cert_pem: inter.cert_pem.into_bytes(),
+            key_pem: inter.key_pem.into_bytes(),
+        };
+        let anchors = TrustAnchors::from_pem(root.cert_pem.as_bytes(), now()).unwrap();
+        let probe = crate::ca::probe_names(&naming());
+        let issuer = Issuer::load(&material, &anchors, &probe, now()).unwrap();
+        let store = CaStore::new();
+        store.store(CaState {
+            issuer: Arc::new(issuer),
+            anchors: Arc::new(anchors),
+        });
+        store
+    }
+
+    fn naming() -> Naming {
+        Naming::new("linkerd", "cluster.local").unwrap()
+    }
+
+    fn certifier(store: CaStore, stub: &Arc<Stub>, at: SystemTime) -> Certifier {
+        Certifier::new(
+            store,
+            stub.clone(),
+            naming(),
+            LeafPolicy::default(),
+            Arc::new(Fixed(at)),
+        )
+    }
+
+    fn stub(account: Result<ServiceAccount, String>) -> Arc<Stub> {
+        Arc::new(Stub {
+            account,
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    fn csr(key: &KeyPair, dns: &[&str], uris: &[&str]) -> Bytes {
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        for d in dns {
+            p.subject_alt_names
+                .push(SanType::DnsName((*d).try_into().unwrap()));
+        }
+        for u in uris {
+            p.subject_alt_names
+                .push(SanType::URI((*u).try_into().unwrap()));
+        }
+        Bytes::from(p.serialize_request(key).unwrap().der().to_vec())
+    }
+
+    fn linkerd(identity: &str, token: &[u8], csr_der: Bytes) -> CertifyRequest {
+        CertifyRequest::linkerd(identity.into(), Bytes::copy_from_slice(token), csr_der)
+    }
+
+    fn web_csr() -> (KeyPair, Bytes) {
+        let key = KeyPair::generate().unwrap();
+        let der = csr(&key, &[ID], &[]);
+        (key, der)
+    }
+
+    #[tokio::test]
+    async fn issuer_not_ready_answers_before_anything_else() {
+        let stub = stub(Ok(sa("shop", "web")));
+        let c = certifier(CaStore::new(), &stub, now());
+        // Every field is wrong too: the missing issuer still answers first.
+        let r = c.certify(linkerd("", b"", Bytes::new())).await;
+        assert!(matches!(r, Err(CertifyError::IssuerNotReady)), "{r:?}");
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn expired_issuer_answers_before_the_request_is_read() {
+        let stub = stub(Ok(sa("shop", "web")));
+        let c = certifier(loaded_store(), &stub, now() + 400 * DAY);
+        let r = c.certify(linkerd(ID, b"tok", web_csr().1)).await;
+        assert!(matches!(r, Err(CertifyError::IssuerExpired)), "{r:?}");
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn oversized_or_missing_fields_are_refused_before_authentication() {
+        let stub = stub(Ok(sa("shop", "web")));
+        let c = certifier(loaded_store(), &stub, now());
+        let csr = web_csr().1;
+        let big = vec![b'a'; MAX_TOKEN_BYTES + 1];
+        let cases = [
+            (
+                linkerd(ID, &big, csr.clone()),
+                "token is larger than 16 KiB",
+            ),
+            (linkerd(ID, b"", csr.clone()), "token is required"),
+            (
+                linkerd(ID, b"tok", Bytes::from(vec![0x30; MAX_CSR_BYTES + 1])),
+                "certificate_signing_request is larger than 16 KiB",
+            ),
+            (
+                linkerd(ID, b"tok", Bytes::new()),
+                "certificate_signing_request is required",
+            ),
+            (linkerd("", b"tok", csr.clone()), "identity is required"),
+            (
+                linkerd(&"a".repeat(MAX_IDENTITY_BYTES + 1), b"tok", csr.clone()),
+                "identity is too long",
+            ),
+        ];
+        for (req, want) in cases {
+            match c.certify(req).await {
+                Err(CertifyError::InvalidRequest(got)) => assert_eq!(got, want),
+                other => panic!("expected InvalidRequest({want:?}), got {other:?}"),
+            }
+        }
+        // A token of exactly the limit passes step 2.
+        let at_limit = vec![b'a'; MAX_TOKEN_BYTES];
+        assert!(c.certify(linkerd(ID, &at_limit, csr)).await.is_ok());
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_csr_is_refused_before_authentication() {
+        let stub = stub(Ok(sa("shop", "web")));
+        let c = certifier(loaded_store(), &stub, now());
+        let mut tampered = web_csr().1.to_vec();
+        *tampered.last_mut().unwrap() ^= 1;
+        let r = c.certify(linkerd(ID, b"tok", tampered.into())).await;
+        assert!(
+            matches!(r, Err(CertifyError::Csr(CsrError::BadSignature))),
+            "{r:?}"
+        );
+        let r = c
+            .certify(linkerd(ID, b"tok", Bytes::from_static(b"junk")))
+            .await;
+        assert!(
+            matches!(r, Err(CertifyError::Csr(CsrError::Malformed))),
+            "{r:?}"
+        );
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn csr_naming_another_identity_is_denied_before_authentication() {
+        let stub = stub(Ok(sa("shop", "web")));
+        let c = certifier(loaded_store(), &stub, now());
+        let key = KeyPair::generate().unwrap();
+        let other = "db.shop.serviceaccount.identity.linkerd.cluster.local";
+        let r = c
+            .certify(linkerd(ID, b"tok", csr(&key, &[other], &[])))
+            .await;
+        match r {
+            Err(CertifyError::Csr(e)) => assert!(e.is_policy(), "{e:?}"),
+            other => panic!("expected a CSR name refusal, got {other:?}"),
+        }
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn rejected_token_is_unauthenticated() {
+        let stub = stub(Err("expired".into()));
+        let c = certifier(loaded_store(), &stub, now());
+        let r = c.certify(linkerd(ID, b"tok", web_csr().1)).await;
+        assert!(
+            matches!(r, Err(CertifyError::Authn(AuthnError::Unauthenticated(_)))),
+            "{r:?}"
+        );
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn token_for_another_identity_is_denied() {
+        let stub = stub(Ok(sa("shop", "db")));
+        let c = certifier(loaded_store(), &stub, now());
+        let mut trace = Trace::default();
+        let r = c
+            .certify_with(linkerd(ID, b"tok", web_csr().1), &mut trace)
+            .await;
+        assert!(matches!(r, Err(CertifyError::IdentityMismatch)), "{r:?}");
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(trace.identity, ID);
+        assert_eq!(trace.caller.unwrap().account, sa("shop", "db"));
+    }
+
+    #[tokio::test]
+    async fn identity_outside_the_mesh_scheme_never_matches_a_token() {
+        let stub = stub(Ok(sa("shop", "web")));
+        let c = certifier(loaded_store(), &stub, now());
+        let key = KeyPair::generate().unwrap();
+        let name = "web.example.com";
+        let r = c
+            .certify(linkerd(name, b"tok", csr(&key, &[name], &[])))
+            .await;
+        assert!(matches!(r, Err(CertifyError::IdentityMismatch)), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn issues_a_leaf_for_the_authenticated_identity() {
+        let stub = stub(Ok(sa("shop", "web")));
+        let store = loaded_store();
+        let state = store.load().unwrap();
+        let c = certifier(store, &stub, now());
+        let (key, der) = web_csr();
+        let got = c.certify(linkerd(ID, b"tok\n", der)).await.unwrap();
+        assert_eq!(got.not_before, now() - Duration::from_secs(20));
+        assert_eq!(got.not_after, now() + DAY);
+        assert_eq!(got.chain, state.issuer.chain_bytes());
+        assert_eq!(&got.anchors_pem, state.anchors.pem());
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+        assert_eq!(got.spki_sha256, crate::digest::sha256(&spki));
+        let (_, x509) = X509Certificate::from_der(&got.leaf).unwrap();
+        assert_eq!(x509.raw_serial(), &got.serial[..]);
+        assert_eq!(x509.public_key().raw, spki.as_slice());
+        let san = x509.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(
+            san.value.general_names,
+            [GeneralName::DNSName(ID), GeneralName::URI(SPIFFE)]
+        );
+        let chain: Vec<_> = state.issuer.chain().to_vec();
+        crate::ca::verify::verify_leaf(&got.leaf, &chain, &state.anchors, Some(ID), now()).unwrap();
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn spiffe_request_gets_a_uri_only_leaf_with_clamped_lifetime() {
+        let stub = stub(Ok(sa("shop", "web")));
+        let c = certifier(loaded_store(), &stub, now());
+        let key = KeyPair::generate().unwrap();
+        for (asked, want) in [
+            (None, DAY),
+            (Some(Duration::from_secs(3600)), Duration::from_secs(3600)),
+            (Some(Duration::from_secs(10)), MIN_LIFETIME),
+            (Some(2 * DAY), DAY),
+        ] {
+            let req = CertifyRequest {
+                requested: Requested::OwnSpiffe,
+                token: Bytes::from_static(b"tok"),
+                csr_der: csr(&key, &[], &[SPIFFE]),
+                lifetime: asked,
+            };
+            let got = c.certify(req).await.unwrap();
+            assert_eq!(got.not_after, now() + want, "asked {asked:?}");
+            let (_, x509) = X509Certificate::from_der(&got.leaf).unwrap();
+            let san = x509.subject_alternative_name().unwrap().unwrap();
+            assert_eq!(san.value.general_names, [GeneralName::URI(SPIFFE)]);
+        }
+    }
+
+    #[tokio::test]
+    async fn on_behalf_requests_need_an_impersonation_policy() {
+        let stub = stub(Ok(sa("kube-system", "ztunnel")));
+        let c = certifier(loaded_store(), &stub, now());
+        let key = KeyPair::generate().unwrap();
+        let req = CertifyRequest {
+            requested: Requested::OnBehalf(SPIFFE.into()),
+            token: Bytes::from_static(b"tok"),
+            csr_der: csr(&key, &[], &[SPIFFE]),
+            lifetime: None,
+        };
+        let r = c.certify(req).await;
+        assert!(matches!(r, Err(CertifyError::IdentityMismatch)), "{r:?}");
+    }
+}

@@ -200,3 +200,328 @@ fn key_kind(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeyKin
     }
     Err(CsrError::KeyNotAllowed("unsupported key type".into()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData, RsaKeySize, SanType,
+        SignatureAlgorithm, SigningKey,
+    };
+
+    const ID: &str = "web.shop.serviceaccount.identity.linkerd.cluster.local";
+    const SPIFFE: &str = "spiffe://cluster.local/ns/shop/sa/web";
+
+    /// What a CSR asks for: its subject CN and SANs.
+    #[derive(Default)]
+    struct Names<'a> {
+        cn: Option<&'a str>,
+        dns: &'a [&'a str],
+        uris: &'a [&'a str],
+        extra: Vec<SanType>,
+    }
+
+    fn csr(key: &impl SigningKey, names: Names<'_>) -> Vec<u8> {
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        if let Some(cn) = names.cn {
+            p.distinguished_name.push(DnType::CommonName, cn);
+        }
+        for d in names.dns {
+            p.subject_alt_names
+                .push(SanType::DnsName((*d).try_into().unwrap()));
+        }
+        for u in names.uris {
+            p.subject_alt_names
+                .push(SanType::URI((*u).try_into().unwrap()));
+        }
+        p.subject_alt_names.extend(names.extra);
+        p.serialize_request(key).unwrap().der().to_vec()
+    }
+
+    /// A Linkerd-style CSR: CN and DNS SAN are the identity.
+    fn linkerd_csr(key: &impl SigningKey) -> Vec<u8> {
+        csr(
+            key,
+            Names {
+                cn: Some(ID),
+                dns: &[ID],
+                ..Names::default()
+            },
+        )
+    }
+
+    fn key(alg: &'static SignatureAlgorithm) -> KeyPair {
+        KeyPair::generate_for(alg).unwrap()
+    }
+
+    /// An RSA key of any size, for sizes aws-lc-rs will not generate or load. Without a
+    /// private key it signs with zeros: enough for the key policy, which runs first.
+    struct OddRsa {
+        public: Vec<u8>,
+        private: Option<rsa::RsaPrivateKey>,
+    }
+
+    impl OddRsa {
+        fn generated(bits: usize) -> Self {
+            use rsa::pkcs1::EncodeRsaPublicKey;
+            let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).unwrap();
+            let public = private.to_public_key().to_pkcs1_der().unwrap().to_vec();
+            Self {
+                public,
+                private: Some(private),
+            }
+        }
+
+        fn public_only(bits: usize) -> Self {
+            use rsa::pkcs1::EncodeRsaPublicKey;
+            let n = rsa::BigUint::from_bytes_be(&vec![0xff; bits / 8]);
+            let key = rsa::RsaPublicKey::new_with_max_size(n, rsa::BigUint::from(65537u32), bits)
+                .unwrap();
+            Self {
+                public: key.to_pkcs1_der().unwrap().to_vec(),
+                private: None,
+            }
+        }
+    }
+
+    impl PublicKeyData for OddRsa {
+        fn der_bytes(&self) -> &[u8] {
+            &self.public
+        }
+
+        fn algorithm(&self) -> &'static SignatureAlgorithm {
+            &rcgen::PKCS_RSA_SHA256
+        }
+    }
+
+    impl SigningKey for OddRsa {
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+            use rsa::signature::{SignatureEncoding, Signer};
+            Ok(match &self.private {
+                Some(k) => rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(k.clone())
+                    .sign(msg)
+                    .to_vec(),
+                None => vec![0; self.public.len()],
+            })
+        }
+    }
+
+    #[test]
+    fn accepts_ecdsa_p256_p384_and_ed25519_keys() {
+        for (alg, kind) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, KeyKind::EcdsaP256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, KeyKind::EcdsaP384),
+            (&rcgen::PKCS_ED25519, KeyKind::Ed25519),
+        ] {
+            let k = key(alg);
+            let v = verify(&linkerd_csr(&k)).unwrap();
+            assert_eq!(v.key_kind(), kind);
+            assert!(!kind.is_rsa());
+            assert_eq!(v.spki_der(), k.subject_public_key_info().as_slice());
+        }
+    }
+
+    #[test]
+    fn accepts_rsa_2048_to_4096() {
+        for (size, bits) in [(RsaKeySize::_2048, 2048), (RsaKeySize::_4096, 4096)] {
+            let k = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size).unwrap();
+            let v = verify(&linkerd_csr(&k)).unwrap();
+            assert_eq!(v.key_kind(), KeyKind::Rsa(bits));
+            assert!(v.key_kind().is_rsa());
+            assert_eq!(v.spki_der(), k.subject_public_key_info().as_slice());
+        }
+    }
+
+    #[test]
+    fn rejects_rsa_1024_even_when_correctly_signed() {
+        let k = OddRsa::generated(1024);
+        let err = verify(&linkerd_csr(&k)).unwrap_err();
+        assert_eq!(
+            err,
+            CsrError::KeyNotAllowed("RSA-1024 (allowed 2048-4096)".into())
+        );
+        assert!(!err.is_policy());
+    }
+
+    #[test]
+    fn rejects_rsa_8192_before_verifying_its_signature() {
+        // The signature is zeros: the size is refused before the expensive verification.
+        let err = verify(&linkerd_csr(&OddRsa::public_only(8192))).unwrap_err();
+        assert_eq!(
+            err,
+            CsrError::KeyNotAllowed("RSA-8192 (allowed 2048-4096)".into())
+        );
+    }
+
+    #[test]
+    fn rejects_ecdsa_p521() {
+        let k = key(&rcgen::PKCS_ECDSA_P521_SHA512);
+        assert_eq!(
+            verify(&linkerd_csr(&k)).unwrap_err(),
+            CsrError::KeyNotAllowed("EC curve other than P-256/P-384".into())
+        );
+    }
+
+    #[test]
+    fn rejects_csr_with_tampered_signature() {
+        let mut der = linkerd_csr(&key(&rcgen::PKCS_ED25519));
+        *der.last_mut().unwrap() ^= 0x01;
+        assert_eq!(verify(&der).unwrap_err(), CsrError::BadSignature);
+    }
+
+    #[test]
+    fn rejects_csr_whose_names_were_changed_after_signing() {
+        let mut der = linkerd_csr(&key(&rcgen::PKCS_ECDSA_P256_SHA256));
+        // Rename the DNS SAN (`web.` → `wex.`) inside the signed body.
+        let at = der
+            .windows(ID.len())
+            .rposition(|w| w == ID.as_bytes())
+            .unwrap();
+        der[at + 2] = b'x';
+        assert_eq!(verify(&der).unwrap_err(), CsrError::BadSignature);
+    }
+
+    #[test]
+    fn rejects_garbage_and_trailing_bytes() {
+        assert_eq!(verify(b"not a csr").unwrap_err(), CsrError::Malformed);
+        assert_eq!(verify(&[]).unwrap_err(), CsrError::Malformed);
+        let mut der = linkerd_csr(&key(&rcgen::PKCS_ED25519));
+        der.push(0);
+        assert_eq!(verify(&der).unwrap_err(), CsrError::Malformed);
+    }
+
+    fn names_check(names: Names<'_>, spiffe: Option<&str>) -> Result<(), CsrError> {
+        let k = key(&rcgen::PKCS_ED25519);
+        verify(&csr(&k, names)).unwrap().check_names(ID, spiffe)
+    }
+
+    #[test]
+    fn accepts_matching_names_with_or_without_cn_and_spiffe_uri() {
+        let full = Names {
+            cn: Some(ID),
+            dns: &[ID],
+            uris: &[SPIFFE],
+            ..Names::default()
+        };
+        assert_eq!(names_check(full, Some(SPIFFE)), Ok(()));
+        let bare = Names {
+            dns: &[ID],
+            ..Names::default()
+        };
+        assert_eq!(names_check(bare, Some(SPIFFE)), Ok(()));
+    }
+
+    #[test]
+    fn requires_exactly_one_dns_san_equal_to_identity() {
+        let want = Err(CsrError::Names(
+            "expected exactly one DNS SAN equal to the identity",
+        ));
+        let other = "db.shop.serviceaccount.identity.linkerd.cluster.local";
+        for dns in [&[][..], &[other][..], &[ID, ID][..], &[ID, other][..]] {
+            let names = Names {
+                cn: Some(ID),
+                dns,
+                ..Names::default()
+            };
+            let got = names_check(names, None);
+            assert_eq!(got, want, "DNS SANs {dns:?}");
+            assert!(got.unwrap_err().is_policy());
+        }
+    }
+
+    #[test]
+    fn rejects_cn_other_than_identity() {
+        let names = Names {
+            cn: Some("admin"),
+            dns: &[ID],
+            ..Names::default()
+        };
+        assert_eq!(
+            names_check(names, None),
+            Err(CsrError::Names("subject CN differs from the identity"))
+        );
+    }
+
+    #[test]
+    fn rejects_ip_and_email_sans() {
+        let ip = SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+        let email = SanType::Rfc822Name("a@example.com".try_into().unwrap());
+        for extra in [ip, email] {
+            let names = Names {
+                dns: &[ID],
+                extra: vec![extra.clone()],
+                ..Names::default()
+            };
+            assert_eq!(
+                names_check(names, Some(SPIFFE)),
+                Err(CsrError::Names("IP, email or other SANs are not allowed")),
+                "{extra:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn allows_only_the_matching_spiffe_uri() {
+        let want = Err(CsrError::Names("URI SAN is not the identity's SPIFFE ID"));
+        let other = "spiffe://cluster.local/ns/shop/sa/db";
+        for (uris, spiffe) in [
+            (&[other][..], Some(SPIFFE)),
+            (&[SPIFFE, SPIFFE][..], Some(SPIFFE)),
+            (&[SPIFFE][..], None),
+        ] {
+            let names = Names {
+                dns: &[ID],
+                uris,
+                ..Names::default()
+            };
+            assert_eq!(names_check(names, spiffe), want, "{uris:?} vs {spiffe:?}");
+        }
+    }
+
+    #[test]
+    fn spiffe_only_csr_names_one_uri() {
+        let k = key(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let ok = |names| verify(&csr(&k, names)).unwrap();
+        let v = ok(Names {
+            cn: Some(SPIFFE),
+            uris: &[SPIFFE],
+            ..Names::default()
+        });
+        assert_eq!(v.spiffe_name(None), Ok(SPIFFE));
+        assert_eq!(v.spiffe_name(Some(SPIFFE)), Ok(SPIFFE));
+        assert_eq!(
+            v.spiffe_name(Some("spiffe://cluster.local/ns/shop/sa/db")),
+            Err(CsrError::Names("URI SAN is not the requested identity"))
+        );
+        let with_dns = ok(Names {
+            dns: &[ID],
+            uris: &[SPIFFE],
+            ..Names::default()
+        });
+        assert_eq!(
+            with_dns.spiffe_name(None),
+            Err(CsrError::Names("only a URI SAN is allowed"))
+        );
+        let none = ok(Names {
+            dns: &[ID],
+            ..Names::default()
+        });
+        assert_eq!(
+            none.spiffe_name(None),
+            Err(CsrError::Names(
+                "expected exactly one URI SAN (a SPIFFE ID)"
+            ))
+        );
+        let bad_cn = ok(Names {
+            cn: Some("admin"),
+            uris: &[SPIFFE],
+            ..Names::default()
+        });
+        assert_eq!(
+            bad_cn.spiffe_name(None),
+            Err(CsrError::Names("subject CN differs from the SPIFFE ID"))
+        );
+    }
+}

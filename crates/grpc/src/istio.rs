@@ -178,3 +178,317 @@ fn csr_der(csr: &str) -> Result<Bytes, CertifyError> {
 fn unauthenticated(why: &str) -> CertifyError {
     CertifyError::Authn(AuthnError::Unauthenticated(why.to_owned()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use certmint_core::authn::{Authenticated, Authenticator, Method, Token};
+    use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
+    use certmint_core::ca::create::{CaMaterial, KeyType, generate_key, new_issuer, new_root};
+    use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafPolicy, TrustAnchors};
+    use certmint_core::certify::Certifier;
+    use certmint_core::clock::Clock;
+    use certmint_core::identity::{Naming, ServiceAccount};
+    use futures::future::BoxFuture;
+    use prost_types::{Struct, Value};
+    use rustls_pki_types::CertificateDer;
+
+    use crate::metrics::{Api, Metrics};
+
+    const SPIFFE: &str = "spiffe://cluster.local/ns/shop/sa/web";
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> SystemTime {
+            now()
+        }
+    }
+
+    /// Proves shop/web for any token, counting the calls.
+    #[derive(Default)]
+    struct Stub(AtomicUsize);
+    impl Authenticator for Stub {
+        fn authenticate<'a>(
+            &'a self,
+            _token: &'a Token,
+        ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let sa = ServiceAccount::new("shop", "web").unwrap();
+            Box::pin(async move { Ok(Authenticated::new(sa, Method::TokenReview, None)) })
+        }
+    }
+
+    fn service(store: CaStore, stub: Arc<Stub>) -> IstioService {
+        let naming = Naming::new("linkerd", "cluster.local").unwrap();
+        let certifier = Certifier::new(store, stub, naming, LeafPolicy::default(), Arc::new(Fixed));
+        let metrics = Arc::new(Metrics::default());
+        let calls = CallHandler::new(
+            Api::Istio,
+            Arc::new(certifier),
+            metrics,
+            Duration::from_secs(5),
+        );
+        IstioService::new(Arc::new(calls), vec!["Kubernetes".into()])
+    }
+
+    fn csr_pem() -> (String, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.subject_alt_names
+            .push(rcgen::SanType::URI(SPIFFE.try_into().unwrap()));
+        let csr = p.serialize_request(&key).unwrap();
+        (csr.pem().unwrap(), csr.der().to_vec())
+    }
+
+    fn meta(pairs: &[(&'static str, &str)]) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    fn request(csr: &str, validity: i64, impersonate: Option<Kind>) -> IstioCertificateRequest {
+        IstioCertificateRequest {
+            csr: csr.into(),
+            validity_duration: validity,
+            metadata: impersonate.map(|kind| Struct {
+                fields: [(IMPERSONATED_IDENTITY.to_owned(), Value { kind: Some(kind) })].into(),
+            }),
+        }
+    }
+
+    fn unauthenticated_because(r: Result<impl std::fmt::Debug, CertifyError>) -> String {
+        match r {
+            Err(CertifyError::Authn(AuthnError::Unauthenticated(why))) => why,
+            other => panic!("expected Unauthenticated, got {other:?}"),
+        }
+    }
+
+    fn invalid_because(r: Result<impl std::fmt::Debug, CertifyError>) -> &'static str {
+        match r {
+            Err(CertifyError::InvalidRequest(why)) => why,
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pem_csr_becomes_der() {
+        let (pem, der) = csr_pem();
+        assert_eq!(csr_der(&pem).unwrap(), der);
+        assert_eq!(invalid_because(csr_der("")), "csr is required");
+        let huge = "a".repeat(MAX_CSR_PEM_BYTES + 1);
+        assert_eq!(invalid_because(csr_der(&huge)), "csr is larger than 32 KiB");
+        let cert_pem = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        for bad in ["junk", cert_pem] {
+            assert_eq!(
+                invalid_because(csr_der(bad)),
+                "csr is not a PEM CERTIFICATE REQUEST"
+            );
+        }
+    }
+
+    #[test]
+    fn token_comes_from_a_bearer_header() {
+        let token = |v: &str| bearer_token(&meta(&[("authorization", v)]));
+        assert_eq!(token("Bearer abc.def").unwrap(), "abc.def");
+        assert_eq!(token("bearer abc").unwrap(), "abc");
+        let not_bearer = "authorization header is not \"Bearer TOKEN\"";
+        for bad in ["Basic abc", "Bearer", "Bearer  ", "abc"] {
+            assert_eq!(unauthenticated_because(token(bad)), not_bearer, "{bad:?}");
+        }
+        assert_eq!(
+            unauthenticated_because(bearer_token(&MetadataMap::new())),
+            "no authorization header; send the service-account token as Bearer"
+        );
+    }
+
+    #[test]
+    fn impersonated_identity_is_a_non_empty_string() {
+        let ask = |kind| impersonated_identity(&request("", 0, kind));
+        assert_eq!(ask(None).unwrap(), None);
+        assert_eq!(ask(Some(Kind::StringValue(String::new()))).unwrap(), None);
+        assert_eq!(
+            ask(Some(Kind::StringValue(SPIFFE.into())))
+                .unwrap()
+                .as_deref(),
+            Some(SPIFFE)
+        );
+        assert_eq!(
+            invalid_because(ask(Some(Kind::NumberValue(1.0)))),
+            "metadata ImpersonatedIdentity must be a string (a SPIFFE ID)"
+        );
+    }
+
+    #[tokio::test]
+    async fn translates_identity_lifetime_and_csr() {
+        let svc = service(CaStore::new(), Arc::default());
+        let (pem, der) = csr_pem();
+        let auth = meta(&[("authorization", "Bearer tok")]);
+        for (validity, lifetime) in [
+            (3600, Some(Duration::from_secs(3600))),
+            (0, None),
+            (-5, None),
+        ] {
+            let req = svc
+                .translate(&auth, request(&pem, validity, None), None)
+                .unwrap();
+            assert_eq!(req.lifetime, lifetime, "validity_duration {validity}");
+            assert_eq!(req.requested, Requested::OwnSpiffe);
+            assert_eq!(req.token, "tok");
+            assert_eq!(req.csr_der, der);
+        }
+        let req = svc
+            .translate(&auth, request(&pem, 0, None), Some(SPIFFE.into()))
+            .unwrap();
+        assert_eq!(req.requested, Requested::OnBehalf(SPIFFE.into()));
+    }
+
+    #[tokio::test]
+    async fn cluster_id_must_be_one_served() {
+        let svc = service(CaStore::new(), Arc::default());
+        let (pem, _) = csr_pem();
+        let token = ("authorization", "Bearer tok");
+        let ok = [meta(&[token]), meta(&[token, ("clusterid", "Kubernetes")])];
+        for m in ok {
+            assert!(svc.translate(&m, request(&pem, 0, None), None).is_ok());
+        }
+        let other = meta(&[token, ("clusterid", "east")]);
+        assert_eq!(
+            unauthenticated_because(
+                svc.translate(&other, request(&pem, 0, None), None)
+                    .map(drop)
+            ),
+            "cluster ID is not one this CA serves (istio.cluster_ids)"
+        );
+        // The token header is checked first.
+        let no_token = meta(&[("clusterid", "east")]);
+        assert_eq!(
+            unauthenticated_because(
+                svc.translate(&no_token, request(&pem, 0, None), None)
+                    .map(drop)
+            ),
+            "no authorization header; send the service-account token as Bearer"
+        );
+    }
+
+    #[test]
+    fn response_is_leaf_then_intermediates_then_the_anchor_bundle() {
+        let anchors = format!("{}{}", to_pem(b"root-1"), to_pem(b"root-2"));
+        let chain_pem: Arc<[String]> = vec![to_pem(b"issuer"), to_pem(b"intermediate")].into();
+        let c = Certified {
+            leaf: CertificateDer::from(b"leaf".to_vec()),
+            chain: Vec::new(),
+            chain_pem: chain_pem.clone(),
+            anchors_pem: Bytes::from(anchors.clone()),
+            not_before: now(),
+            not_after: now(),
+            serial: [1; 16],
+            spki_sha256: [0; 32],
+            issuer_serial: String::new(),
+            issuer_sha256: String::new(),
+        };
+        assert_eq!(
+            pem_chain(&c),
+            [
+                to_pem(b"leaf"),
+                chain_pem[0].clone(),
+                chain_pem[1].clone(),
+                anchors
+            ]
+        );
+    }
+
+    fn root(name: &str) -> CaMaterial {
+        new_root(
+            name,
+            3650 * DAY,
+            generate_key(KeyType::P256).unwrap(),
+            now() - DAY,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_certificate_answers_a_verifiable_chain_ending_in_every_anchor() {
+        // A rotation: the issuer chains to the old root, the bundle holds both roots.
+        let (old, new) = (root("old-root"), root("new-root"));
+        let key = generate_key(KeyType::P256).unwrap();
+        let inter = new_issuer(
+            &old.cert_pem,
+            &old.key_pem,
+            "issuer",
+            365 * DAY,
+            0,
+            key,
+            now() - DAY,
+        )
+        .unwrap();
+        let bundle = [old.cert_pem.as_str(), new.cert_pem.as_str()].concat();
+        let anchors = TrustAnchors::from_pem(bundle.as_bytes(), now()).unwrap();
+        let material = IssuerMaterial {
+            cert_pem: inter.cert_pem.clone().into_bytes(),
+            key_pem: inter.key_pem.into_bytes(),
+        };
+        let probe =
+            certmint_core::ca::probe_names(&Naming::new("linkerd", "cluster.local").unwrap());
+        let issuer = Issuer::load(&material, &anchors, &probe, now()).unwrap();
+        let anchors_pem = anchors.pem().clone();
+        let store = CaStore::new();
+        store.store(CaState {
+            issuer: Arc::new(issuer),
+            anchors: Arc::new(anchors),
+        });
+        let stub = Arc::new(Stub::default());
+        let svc = service(store.clone(), stub.clone());
+
+        let (pem, _) = csr_pem();
+        let mut req = Request::new(request(&pem, 10, None));
+        req.metadata_mut()
+            .insert("authorization", "Bearer tok".parse().unwrap());
+        let chain = svc
+            .create_certificate(req)
+            .await
+            .unwrap()
+            .into_inner()
+            .cert_chain;
+
+        assert_eq!(chain.len(), 3);
+        let leaf = parse_pem_chain(chain[0].as_bytes()).unwrap();
+        assert_eq!(leaf.len(), 1, "entry 0 is the leaf alone");
+        assert_eq!(
+            chain[1],
+            to_pem(&parse_pem_chain(inter.cert_pem.as_bytes()).unwrap()[0].der)
+        );
+        assert_eq!(chain[2].as_bytes(), &anchors_pem[..]);
+        assert_eq!(parse_pem_chain(chain[2].as_bytes()).unwrap().len(), 2);
+        // ttl 10 s is raised to the 60 s minimum; notBefore is backdated by the skew.
+        let CertInfo {
+            not_before,
+            not_after,
+            ..
+        } = &leaf[0];
+        assert_eq!(*not_before, now() - Duration::from_secs(20));
+        assert_eq!(*not_after, now() + Duration::from_secs(60));
+        let state = store.load().unwrap();
+        certmint_core::ca::verify::verify_leaf(
+            &leaf[0].der,
+            state.issuer.chain(),
+            &state.anchors,
+            None,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(stub.0.load(Ordering::SeqCst), 1);
+    }
+}

@@ -232,3 +232,165 @@ fn not_valid_now(c: &CertInfo) -> IssuerError {
         not_after: super::fmt_time(c.not_after),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::ca::cert::parse_pem_chain;
+    use crate::ca::create::{CaMaterial, KeyType, generate_key, new_issuer, new_root};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn root(lifetime: Duration, since: SystemTime) -> CaMaterial {
+        new_root(
+            "root",
+            lifetime,
+            generate_key(KeyType::P256).unwrap(),
+            since,
+        )
+        .unwrap()
+    }
+
+    fn issuer_of(root: &CaMaterial, lifetime: Duration, since: SystemTime) -> CaMaterial {
+        let key = generate_key(KeyType::P256).unwrap();
+        new_issuer(
+            &root.cert_pem,
+            &root.key_pem,
+            "issuer",
+            lifetime,
+            0,
+            key,
+            since,
+        )
+        .unwrap()
+    }
+
+    fn material(cert: &CaMaterial, key: &CaMaterial) -> IssuerMaterial {
+        IssuerMaterial {
+            cert_pem: cert.cert_pem.clone().into_bytes(),
+            key_pem: key.key_pem.clone().into_bytes(),
+        }
+    }
+
+    fn anchors(root: &CaMaterial) -> TrustAnchors {
+        TrustAnchors::from_pem(root.cert_pem.as_bytes(), now()).unwrap()
+    }
+
+    fn probe() -> LeafNames {
+        crate::ca::probe_names(&crate::identity::Naming::new("linkerd", "cluster.local").unwrap())
+    }
+
+    fn load(cert: &CaMaterial, key: &CaMaterial, root: &CaMaterial) -> Result<Issuer, IssuerError> {
+        Issuer::load(&material(cert, key), &anchors(root), &probe(), now())
+    }
+
+    fn not_after(pem: &str) -> SystemTime {
+        parse_pem_chain(pem.as_bytes()).unwrap()[0].not_after
+    }
+
+    #[test]
+    fn accepts_a_valid_issuer_that_chains_to_an_anchor() {
+        let root = root(3650 * DAY, now() - DAY);
+        let inter = issuer_of(&root, 365 * DAY, now() - DAY);
+        let issuer = load(&inter, &inter, &root).unwrap();
+        assert_eq!(issuer.cert().subject, "CN=issuer");
+        assert_eq!(issuer.chain().len(), 1);
+        assert_eq!(issuer.chain()[0], issuer.cert().der);
+        assert_eq!(issuer.chain_pem().len(), 1);
+        assert_eq!(issuer.chain_not_after(), not_after(&inter.cert_pem));
+        assert_eq!(issuer.digest(), material(&inter, &inter).digest());
+        assert!(issuer.is_valid_at(now()));
+        assert!(!issuer.is_valid_at(issuer.chain_not_after()));
+    }
+
+    #[test]
+    fn chain_end_is_capped_by_the_anchor_it_verifies_to() {
+        // The issuer was signed by a long-lived root; the bundle holds a re-issued copy of
+        // that root (same name and key) that expires sooner.
+        let long = root(3650 * DAY, now() - DAY);
+        let inter = issuer_of(&long, 365 * DAY, now() - DAY);
+        let key = crate::ca::keys::key_pair_from_pem(long.key_pem.as_bytes()).unwrap();
+        let short = new_root("root", 30 * DAY, key, now() - DAY).unwrap();
+        let issuer = load(&inter, &inter, &short).unwrap();
+        assert_eq!(issuer.chain_not_after(), not_after(&short.cert_pem));
+        assert!(issuer.chain_not_after() < not_after(&inter.cert_pem));
+    }
+
+    #[test]
+    fn refuses_a_key_that_does_not_match_the_certificate() {
+        let root = root(3650 * DAY, now() - DAY);
+        let inter = issuer_of(&root, 365 * DAY, now() - DAY);
+        let other = issuer_of(&root, 365 * DAY, now() - DAY);
+        let r = load(&inter, &other, &root);
+        assert!(matches!(r, Err(IssuerError::KeyMismatch)), "{r:?}");
+    }
+
+    #[test]
+    fn refuses_a_certificate_that_is_not_a_ca() {
+        let root = root(3650 * DAY, now() - DAY);
+        let key = generate_key(KeyType::P256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["leaf.example".into()]).unwrap();
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        let cert = params.self_signed(&key).unwrap();
+        let leaf = CaMaterial {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            not_after: now(),
+        };
+        let r = load(&leaf, &leaf, &root);
+        assert!(matches!(r, Err(IssuerError::NotCa { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn refuses_a_ca_without_key_cert_sign() {
+        let root = root(3650 * DAY, now() - DAY);
+        let key = generate_key(KeyType::P256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        let cert = params.self_signed(&key).unwrap();
+        let ca = CaMaterial {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            not_after: now(),
+        };
+        let r = load(&ca, &ca, &root);
+        assert!(matches!(r, Err(IssuerError::NotCa { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn refuses_an_expired_or_not_yet_valid_issuer() {
+        let root = root(3650 * DAY, now() - 1000 * DAY);
+        let expired = issuer_of(&root, 30 * DAY, now() - 31 * DAY);
+        let future = issuer_of(&root, 30 * DAY, now() + DAY);
+        for inter in [&expired, &future] {
+            match load(inter, inter, &root) {
+                Err(IssuerError::NotValidNow { subject, .. }) => assert_eq!(subject, "CN=issuer"),
+                other => panic!("expected NotValidNow, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_an_issuer_from_another_root() {
+        let root_a = root(3650 * DAY, now() - DAY);
+        let root_b = root(3650 * DAY, now() - DAY);
+        let inter = issuer_of(&root_a, 365 * DAY, now() - DAY);
+        let r = load(&inter, &inter, &root_b);
+        assert!(matches!(r, Err(IssuerError::Untrusted(_))), "{r:?}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let root = root(3650 * DAY, now() - DAY);
+        let shown = format!("{:?}", material(&root, &root));
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    }
+}

@@ -180,3 +180,246 @@ fn floor_secs(t: SystemTime) -> SystemTime {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     UNIX_EPOCH + Duration::from_secs(secs)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::ca::create::{KeyType, generate_key, new_root};
+    use rcgen::{KeyPair, PublicKeyData};
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    const DNS: &str = "web.shop.serviceaccount.identity.linkerd.cluster.local";
+    const URI: &str = "spiffe://cluster.local/ns/shop/sa/web";
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// A fixed "now" on a whole second.
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn secs(t: SystemTime) -> i64 {
+        t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    }
+
+    /// A root CA as the signer: the profile does not care which CA signs.
+    fn signer() -> (rcgen::Issuer<'static, KeyPair>, String) {
+        let root = new_root(
+            "root",
+            3650 * DAY,
+            generate_key(KeyType::P256).unwrap(),
+            now() - DAY,
+        )
+        .unwrap();
+        let cert = &crate::ca::cert::parse_pem_chain(root.cert_pem.as_bytes()).unwrap()[0];
+        let key = crate::ca::keys::key_pair_from_pem(root.key_pem.as_bytes()).unwrap();
+        (
+            crate::ca::ca_signer(&cert.der, key).unwrap(),
+            cert.subject.clone(),
+        )
+    }
+
+    fn names() -> LeafNames {
+        LeafNames {
+            dns: vec![DNS.into()],
+            uri: Some(URI.into()),
+        }
+    }
+
+    fn sign_at(
+        names: &LeafNames,
+        spki: &[u8],
+        rsa: bool,
+        chain_not_after: SystemTime,
+        now: SystemTime,
+    ) -> Result<SignedLeaf, SignError> {
+        let (signer, _) = signer();
+        let request = LeafRequest {
+            names,
+            spki_der: spki,
+            rsa,
+        };
+        sign(
+            &signer,
+            chain_not_after,
+            request,
+            &LeafPolicy::default(),
+            now,
+        )
+    }
+
+    fn spki() -> Vec<u8> {
+        KeyPair::generate().unwrap().subject_public_key_info()
+    }
+
+    #[test]
+    fn backdates_by_skew_and_lasts_the_lifetime() {
+        let leaf = sign_at(&names(), &spki(), false, now() + 365 * DAY, now()).unwrap();
+        assert_eq!(leaf.not_before, now() - Duration::from_secs(20));
+        assert_eq!(leaf.not_after, now() + DAY);
+        let (_, x509) = X509Certificate::from_der(&leaf.der).unwrap();
+        assert_eq!(x509.validity().not_before.timestamp(), secs(now()) - 20);
+        assert_eq!(x509.validity().not_after.timestamp(), secs(now() + DAY));
+    }
+
+    #[test]
+    fn never_outlives_the_issuer_chain() {
+        let chain_end = now() + Duration::from_secs(3600);
+        let leaf = sign_at(&names(), &spki(), false, chain_end, now()).unwrap();
+        assert_eq!(leaf.not_after, chain_end);
+        let (_, x509) = X509Certificate::from_der(&leaf.der).unwrap();
+        assert_eq!(x509.validity().not_after.timestamp(), secs(chain_end));
+    }
+
+    #[test]
+    fn refuses_when_the_chain_ends_now_or_earlier() {
+        for end in [now(), now() - Duration::from_secs(1)] {
+            let r = sign_at(&names(), &spki(), false, end, now());
+            assert!(matches!(r, Err(SignError::ChainExpired)), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn validity_is_whole_seconds() {
+        let now = now() + Duration::from_millis(900);
+        let leaf = sign_at(&names(), &spki(), false, now + 365 * DAY, now).unwrap();
+        assert_eq!(leaf.not_before, self::now() - Duration::from_secs(20));
+        assert_eq!(leaf.not_after, self::now() + DAY);
+    }
+
+    #[test]
+    fn serial_is_positive_128_bit_and_random() {
+        let spki = spki();
+        let a = sign_at(&names(), &spki, false, now() + DAY, now()).unwrap();
+        let b = sign_at(&names(), &spki, false, now() + DAY, now()).unwrap();
+        assert_ne!(a.serial, b.serial);
+        for leaf in [&a, &b] {
+            let (_, x509) = X509Certificate::from_der(&leaf.der).unwrap();
+            let raw = x509.raw_serial();
+            assert_eq!(raw, &leaf.serial[..]);
+            assert_eq!(raw.len(), 16);
+            assert!(raw[0] != 0 && raw[0] & 0x80 == 0, "{raw:02x?}");
+        }
+    }
+
+    #[test]
+    fn profile_is_an_end_entity_for_both_tls_roles() {
+        let spki = spki();
+        let leaf = sign_at(&names(), &spki, false, now() + DAY, now()).unwrap();
+        let (_, x509) = X509Certificate::from_der(&leaf.der).unwrap();
+        let bc = x509.basic_constraints().unwrap().unwrap();
+        assert!(bc.critical);
+        assert!(!bc.value.ca);
+        let ku = x509.key_usage().unwrap().unwrap().value;
+        assert!(ku.digital_signature());
+        assert!(!ku.key_encipherment());
+        assert!(!ku.key_cert_sign());
+        let eku = x509.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert!(!eku.any && !eku.code_signing && eku.other.is_empty());
+        let has = |f: fn(&ParsedExtension<'_>) -> bool| {
+            x509.extensions().iter().any(|e| f(e.parsed_extension()))
+        };
+        assert!(has(|e| matches!(
+            e,
+            ParsedExtension::SubjectKeyIdentifier(_)
+        )));
+        assert!(has(|e| matches!(
+            e,
+            ParsedExtension::AuthorityKeyIdentifier(_)
+        )));
+    }
+
+    #[test]
+    fn rsa_keys_also_get_key_encipherment() {
+        let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let spki = key.subject_public_key_info();
+        let leaf = sign_at(&names(), &spki, true, now() + DAY, now()).unwrap();
+        let (_, x509) = X509Certificate::from_der(&leaf.der).unwrap();
+        let ku = x509.key_usage().unwrap().unwrap().value;
+        assert!(ku.digital_signature() && ku.key_encipherment());
+        assert_eq!(x509.public_key().raw, spki.as_slice());
+    }
+
+    #[test]
+    fn carries_the_csr_key_and_the_given_names() {
+        let spki = spki();
+        let (signer, root_subject) = signer();
+        let request = LeafRequest {
+            names: &names(),
+            spki_der: &spki,
+            rsa: false,
+        };
+        let policy = LeafPolicy::default();
+        let leaf = sign(&signer, now() + DAY, request, &policy, now()).unwrap();
+        let (_, x509) = X509Certificate::from_der(&leaf.der).unwrap();
+        assert_eq!(x509.public_key().raw, spki.as_slice());
+        assert_eq!(x509.issuer().to_string(), root_subject);
+        let cns: Vec<_> = x509
+            .subject()
+            .iter_common_name()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(cns, [DNS]);
+        let san = x509.subject_alternative_name().unwrap().unwrap();
+        assert!(!san.critical);
+        assert_eq!(
+            san.value.general_names,
+            [GeneralName::DNSName(DNS), GeneralName::URI(URI)]
+        );
+    }
+
+    #[test]
+    fn long_or_absent_dns_name_gives_empty_subject_and_critical_san() {
+        let long = format!("{}.{DNS}", "a".repeat(20));
+        assert!(long.len() > MAX_CN_LEN);
+        for names in [
+            LeafNames {
+                dns: vec![long.clone()],
+                uri: Some(URI.into()),
+            },
+            LeafNames {
+                dns: Vec::new(),
+                uri: Some(URI.into()),
+            },
+        ] {
+            let leaf = sign_at(&names, &spki(), false, now() + DAY, now()).unwrap();
+            let (_, x509) = X509Certificate::from_der(&leaf.der).unwrap();
+            assert_eq!(x509.subject().iter().count(), 0, "{names:?}");
+            let san = x509.subject_alternative_name().unwrap().unwrap();
+            assert!(san.critical, "{names:?}");
+            let mut want: Vec<GeneralName<'_>> = names
+                .dns
+                .iter()
+                .map(|d| GeneralName::DNSName(d.as_str()))
+                .collect();
+            want.push(GeneralName::URI(URI));
+            assert_eq!(san.value.general_names, want);
+        }
+    }
+
+    #[test]
+    fn policy_bounds_name_their_setting() {
+        let with = |lifetime: u64, skew: u64| LeafPolicy {
+            lifetime: Duration::from_secs(lifetime),
+            clock_skew: Duration::from_secs(skew),
+        };
+        assert_eq!(LeafPolicy::default().validate(), Ok(()));
+        assert_eq!(with(60, 0).validate(), Ok(()));
+        assert_eq!(with(8760 * 3600, 3600).validate(), Ok(()));
+        for bad in [with(59, 20), with(8760 * 3600 + 1, 20), with(0, 20)] {
+            let e = bad.validate().unwrap_err();
+            assert_eq!(e.setting, "issuance.lifetime");
+            assert_eq!(e.message, "must be between 1m and 8760h");
+        }
+        let e = with(3600, 3601).validate().unwrap_err();
+        assert_eq!(e.setting, "issuance.clock_skew");
+        assert_eq!(e.message, "must be at most 1h");
+        // The lifetime is checked first.
+        assert_eq!(
+            with(59, 3601).validate().unwrap_err().setting,
+            "issuance.lifetime"
+        );
+    }
+}

@@ -327,3 +327,278 @@ impl Reloader {
             .inc();
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use certmint_core::ca::create::{CaMaterial, KeyType, generate_key, new_issuer, new_root};
+    use certmint_core::identity::Naming;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    const FILES: Source = Source::Files;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> SystemTime {
+            now()
+        }
+    }
+
+    /// Records what would become Kubernetes Events.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+    impl ReloadReporter for Recorder {
+        fn issuer_applied(&self, issuer: &Issuer) {
+            let mut events = self.0.lock().unwrap();
+            events.push(format!("applied {}", issuer.cert().subject));
+        }
+        fn issuer_skipped(&self, reason: &str) {
+            self.0.lock().unwrap().push(format!("skipped {reason}"));
+        }
+    }
+
+    struct Fixture {
+        reloader: Reloader,
+        store: CaStore,
+        metrics: Arc<Metrics>,
+        events: Arc<Recorder>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let store = CaStore::new();
+            let metrics = Arc::new(Metrics::default());
+            let events = Arc::new(Recorder::default());
+            let probe =
+                certmint_core::ca::probe_names(&Naming::new("linkerd", "cluster.local").unwrap());
+            let reloader = Reloader::new(
+                store.clone(),
+                probe,
+                metrics.clone(),
+                Arc::new(Fixed),
+                events.clone(),
+                Reminders::default(),
+            );
+            Self {
+                reloader,
+                store,
+                metrics,
+                events,
+            }
+        }
+
+        fn issuer_count(&self, result: Reload) -> u64 {
+            let labels = ReloadLabels {
+                source: FILES,
+                result,
+            };
+            self.metrics.issuer_reloads.get_or_create(&labels).get()
+        }
+
+        fn anchor_count(&self, result: Reload) -> u64 {
+            let labels = ReloadLabels {
+                source: FILES,
+                result,
+            };
+            self.metrics.anchor_reloads.get_or_create(&labels).get()
+        }
+
+        /// The digest of the issuer in the store, and the anchors PEM it was checked against.
+        fn in_use(&self) -> Option<([u8; 32], Vec<u8>)> {
+            let state = self.store.load()?;
+            Some((state.issuer.digest(), state.anchors.pem().to_vec()))
+        }
+
+        fn events(&self) -> Vec<String> {
+            self.events.0.lock().unwrap().clone()
+        }
+    }
+
+    fn root(name: &str) -> CaMaterial {
+        let key = generate_key(KeyType::P256).unwrap();
+        new_root(name, 3650 * DAY, key, now() - DAY).unwrap()
+    }
+
+    fn issuer_of(root: &CaMaterial, name: &str) -> IssuerMaterial {
+        let key = generate_key(KeyType::P256).unwrap();
+        let m = new_issuer(
+            &root.cert_pem,
+            &root.key_pem,
+            name,
+            365 * DAY,
+            0,
+            key,
+            now() - DAY,
+        )
+        .unwrap();
+        IssuerMaterial {
+            cert_pem: m.cert_pem.into_bytes(),
+            key_pem: m.key_pem.into_bytes(),
+        }
+    }
+
+    /// The bundle as the store re-encodes it (one LF-terminated PEM block per root).
+    fn bundle(roots: &[&CaMaterial]) -> Vec<u8> {
+        let pem: String = roots.iter().map(|r| r.cert_pem.as_str()).collect();
+        TrustAnchors::from_pem(pem.as_bytes(), now())
+            .unwrap()
+            .pem()
+            .to_vec()
+    }
+
+    #[test]
+    fn applies_a_valid_issuer_and_counts_a_repeat_as_unchanged() {
+        let f = Fixture::new();
+        let root = root("root");
+        let good = issuer_of(&root, "issuer-1");
+        f.reloader.anchors_read(FILES, root.cert_pem.as_bytes());
+        f.reloader.issuer_read(FILES, good.clone());
+        assert_eq!(f.in_use(), Some((good.digest(), bundle(&[&root]))));
+        f.reloader.issuer_read(FILES, good.clone());
+        f.reloader.anchors_read(FILES, root.cert_pem.as_bytes());
+        assert_eq!(f.issuer_count(Reload::Applied), 1);
+        assert_eq!(f.issuer_count(Reload::Unchanged), 1);
+        assert_eq!(f.anchor_count(Reload::Applied), 1);
+        assert_eq!(f.anchor_count(Reload::Unchanged), 1);
+        assert_eq!(f.events(), ["applied CN=issuer-1"]);
+    }
+
+    #[test]
+    fn issuer_read_before_anchors_is_applied_when_they_arrive() {
+        let f = Fixture::new();
+        let root = root("root");
+        let good = issuer_of(&root, "issuer-1");
+        f.reloader.issuer_read(FILES, good.clone());
+        assert_eq!(f.in_use(), None);
+        assert_eq!(f.issuer_count(Reload::Rejected), 0);
+        f.reloader.anchors_read(FILES, root.cert_pem.as_bytes());
+        assert_eq!(f.in_use().map(|(d, _)| d), Some(good.digest()));
+        assert_eq!(f.issuer_count(Reload::Applied), 1);
+    }
+
+    #[test]
+    fn keeps_old_issuer_when_new_one_is_rejected() {
+        let f = Fixture::new();
+        let root = root("root");
+        let good = issuer_of(&root, "issuer-1");
+        f.reloader.anchors_read(FILES, root.cert_pem.as_bytes());
+        f.reloader.issuer_read(FILES, good.clone());
+        let elsewhere = issuer_of(&self::root("other-root"), "issuer-2");
+        let mismatched = IssuerMaterial {
+            key_pem: elsewhere.key_pem.clone(),
+            ..issuer_of(&root, "issuer-3")
+        };
+        for bad in [elsewhere, mismatched] {
+            f.reloader.issuer_read(FILES, bad);
+            assert_eq!(f.in_use().map(|(d, _)| d), Some(good.digest()));
+        }
+        f.reloader.issuer_invalid(FILES, "Secret has no tls.key");
+        assert_eq!(f.in_use().map(|(d, _)| d), Some(good.digest()));
+        assert_eq!(f.issuer_count(Reload::Rejected), 3);
+        assert_eq!(f.issuer_count(Reload::Applied), 1);
+        let events = f.events();
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(
+            events[1].starts_with("skipped issuer does not chain"),
+            "{events:?}"
+        );
+        assert_eq!(
+            events[2],
+            "skipped issuer key does not match the issuer certificate"
+        );
+        assert_eq!(events[3], "skipped Secret has no tls.key");
+    }
+
+    #[test]
+    fn keeps_old_anchors_when_the_issuer_does_not_chain_to_new_ones() {
+        let f = Fixture::new();
+        let root = root("root");
+        let good = issuer_of(&root, "issuer-1");
+        f.reloader.anchors_read(FILES, root.cert_pem.as_bytes());
+        f.reloader.issuer_read(FILES, good.clone());
+        let other = self::root("other-root");
+        f.reloader.anchors_read(FILES, other.cert_pem.as_bytes());
+        assert_eq!(f.in_use(), Some((good.digest(), bundle(&[&root]))));
+        assert_eq!(f.anchor_count(Reload::Rejected), 1);
+        f.reloader.anchors_read(FILES, b"not pem");
+        assert_eq!(f.anchor_count(Reload::Rejected), 2);
+        // A bundle with both roots (a rotation) still verifies the issuer: applied.
+        let both = [root.cert_pem.as_str(), other.cert_pem.as_str()].concat();
+        f.reloader.anchors_read(FILES, both.as_bytes());
+        assert_eq!(f.in_use(), Some((good.digest(), bundle(&[&root, &other]))));
+        assert_eq!(f.anchor_count(Reload::Applied), 2);
+        assert_eq!(f.issuer_count(Reload::Applied), 1);
+    }
+
+    #[test]
+    fn new_anchors_activate_a_waiting_issuer_that_chains_to_them() {
+        let f = Fixture::new();
+        let (old_root, new_root) = (root("old-root"), root("new-root"));
+        let old = issuer_of(&old_root, "issuer-old");
+        let new = issuer_of(&new_root, "issuer-new");
+        f.reloader.anchors_read(FILES, old_root.cert_pem.as_bytes());
+        f.reloader.issuer_read(FILES, old);
+        f.reloader.issuer_read(FILES, new.clone());
+        assert_eq!(f.issuer_count(Reload::Rejected), 1);
+        f.reloader.anchors_read(FILES, new_root.cert_pem.as_bytes());
+        assert_eq!(f.in_use(), Some((new.digest(), bundle(&[&new_root]))));
+        assert_eq!(f.issuer_count(Reload::Applied), 2);
+    }
+
+    #[test]
+    fn counts_deleted_once_then_missing_and_keeps_the_issuer() {
+        let f = Fixture::new();
+        let root = root("root");
+        let good = issuer_of(&root, "issuer-1");
+        f.reloader.anchors_read(FILES, root.cert_pem.as_bytes());
+        f.reloader.issuer_read(FILES, good.clone());
+        f.reloader.issuer_missing(FILES, "Secret not found");
+        f.reloader.issuer_missing(FILES, "Secret not found");
+        f.reloader.issuer_missing(FILES, "Secret not found");
+        assert_eq!(f.issuer_count(Reload::Deleted), 1);
+        assert_eq!(f.issuer_count(Reload::Missing), 2);
+        assert_eq!(f.in_use().map(|(d, _)| d), Some(good.digest()));
+        assert_eq!(
+            f.events().last().unwrap(),
+            "skipped issuer source is gone (Secret not found); keeping the last good issuer"
+        );
+        // Back again: the same content is unchanged, and a later loss is a new deletion.
+        f.reloader.issuer_read(FILES, good);
+        f.reloader.issuer_missing(FILES, "Secret not found");
+        assert_eq!(f.issuer_count(Reload::Unchanged), 1);
+        assert_eq!(f.issuer_count(Reload::Deleted), 2);
+    }
+
+    #[test]
+    fn never_present_is_missing_not_deleted() {
+        let f = Fixture::new();
+        f.reloader.issuer_missing(FILES, "no such file");
+        f.reloader.anchors_missing(FILES, "no such file");
+        assert_eq!(f.issuer_count(Reload::Missing), 1);
+        assert_eq!(f.issuer_count(Reload::Deleted), 0);
+        assert_eq!(f.anchor_count(Reload::Missing), 1);
+        assert_eq!(f.anchor_count(Reload::Deleted), 0);
+        assert!(f.events().is_empty());
+    }
+
+    #[test]
+    fn anchors_deleted_once_then_missing_and_kept() {
+        let f = Fixture::new();
+        let root = root("root");
+        let good = issuer_of(&root, "issuer-1");
+        f.reloader.anchors_read(FILES, root.cert_pem.as_bytes());
+        f.reloader.issuer_read(FILES, good.clone());
+        f.reloader.anchors_missing(FILES, "ConfigMap not found");
+        f.reloader.anchors_missing(FILES, "ConfigMap not found");
+        assert_eq!(f.anchor_count(Reload::Deleted), 1);
+        assert_eq!(f.anchor_count(Reload::Missing), 1);
+        assert_eq!(f.in_use(), Some((good.digest(), bundle(&[&root]))));
+    }
+}

@@ -180,14 +180,13 @@ fn unauthenticated(why: &str) -> CertifyError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use certmint_core::authn::{Authenticated, Authenticator, Method, Token};
-    use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
+    use certmint_core::ca::cert::{CertInfo, parse_pem_chain, to_pem};
     use certmint_core::ca::create::{CaMaterial, KeyType, generate_key, new_issuer, new_root};
     use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafPolicy, TrustAnchors};
     use certmint_core::certify::Certifier;
@@ -195,7 +194,6 @@ mod tests {
     use certmint_core::identity::{Naming, ServiceAccount};
     use futures::future::BoxFuture;
     use prost_types::{Struct, Value};
-    use rustls_pki_types::CertificateDer;
 
     use crate::metrics::{Api, Metrics};
 
@@ -382,33 +380,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn response_is_leaf_then_intermediates_then_the_anchor_bundle() {
-        let anchors = format!("{}{}", to_pem(b"root-1"), to_pem(b"root-2"));
-        let chain_pem: Arc<[String]> = vec![to_pem(b"issuer"), to_pem(b"intermediate")].into();
-        let c = Certified {
-            leaf: CertificateDer::from(b"leaf".to_vec()),
-            chain: Vec::new(),
-            chain_pem: chain_pem.clone(),
-            anchors_pem: Bytes::from(anchors.clone()),
-            not_before: now(),
-            not_after: now(),
-            serial: [1; 16],
-            spki_sha256: [0; 32],
-            issuer_serial: String::new(),
-            issuer_sha256: String::new(),
-        };
-        assert_eq!(
-            pem_chain(&c),
-            [
-                to_pem(b"leaf"),
-                chain_pem[0].clone(),
-                chain_pem[1].clone(),
-                anchors
-            ]
-        );
-    }
-
     fn root(name: &str) -> CaMaterial {
         new_root(
             name,
@@ -443,7 +414,7 @@ mod tests {
         let probe =
             certmint_core::ca::probe_names(&Naming::new("linkerd", "cluster.local").unwrap());
         let issuer = Issuer::load(&material, &anchors, &probe, now()).unwrap();
-        let anchors_pem = anchors.pem().clone();
+        let anchors_pem: String = anchors.certs().iter().map(|a| to_pem(&a.der)).collect();
         let store = CaStore::new();
         store.store(CaState {
             issuer: Arc::new(issuer),
@@ -470,7 +441,7 @@ mod tests {
             chain[1],
             to_pem(&parse_pem_chain(inter.cert_pem.as_bytes()).unwrap()[0].der)
         );
-        assert_eq!(chain[2].as_bytes(), &anchors_pem[..]);
+        assert_eq!(chain[2], anchors_pem);
         assert_eq!(parse_pem_chain(chain[2].as_bytes()).unwrap().len(), 2);
         // ttl 10 s is raised to the 60 s minimum; notBefore is backdated by the skew.
         let CertInfo {

@@ -182,7 +182,6 @@ fn floor_secs(t: SystemTime) -> SystemTime {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::ca::create::{KeyType, generate_key, new_root};

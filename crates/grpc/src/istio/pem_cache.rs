@@ -56,3 +56,73 @@ impl Encoded {
         Arc::ptr_eq(&self.anchors, &c.anchors) && self.chain_der == c.chain
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use certmint_core::ca::cert::parse_pem_chain;
+    use certmint_core::ca::create::{KeyType, generate_key, new_root};
+    use rustls_pki_types::CertificateDer;
+
+    use super::*;
+
+    fn roots(names: &[&str]) -> Arc<TrustAnchors> {
+        let now = SystemTime::now();
+        let pem: String = names
+            .iter()
+            .map(|n| {
+                let key = generate_key(KeyType::P256).unwrap();
+                new_root(n, Duration::from_secs(3600), key, now)
+                    .unwrap()
+                    .cert_pem
+            })
+            .collect();
+        Arc::new(TrustAnchors::from_pem(pem.as_bytes(), now).unwrap())
+    }
+
+    fn certified(chain: &[&[u8]], anchors: &Arc<TrustAnchors>) -> Certified {
+        Certified {
+            leaf: CertificateDer::from(b"leaf".to_vec()),
+            chain: chain.iter().map(|d| Bytes::copy_from_slice(d)).collect(),
+            anchors: anchors.clone(),
+            not_before: SystemTime::UNIX_EPOCH,
+            not_after: SystemTime::UNIX_EPOCH,
+            serial: [1; 16],
+            spki_sha256: [0; 32],
+            issuer_serial: String::new(),
+            issuer_sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn response_is_leaf_then_intermediates_then_the_whole_anchor_bundle() {
+        let anchors = roots(&["old-root", "new-root"]);
+        let c = certified(&[b"issuer", b"intermediate"], &anchors);
+        let chain = PemCache::default().response_chain(&c);
+        let bundle: String = anchors.certs().iter().map(|a| to_pem(&a.der)).collect();
+        let expected = [
+            to_pem(b"leaf"),
+            to_pem(b"issuer"),
+            to_pem(b"intermediate"),
+            bundle,
+        ];
+        assert_eq!(chain, expected);
+        assert_eq!(parse_pem_chain(chain[3].as_bytes()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn encodes_once_per_issuer_chain_and_anchor_bundle() {
+        let (a, b) = (roots(&["a"]), roots(&["b"]));
+        let cache = PemCache::default();
+        let first = cache.encoded(&certified(&[b"issuer-1"], &a));
+        let again = cache.encoded(&certified(&[b"issuer-1"], &a));
+        assert!(Arc::ptr_eq(&first, &again), "same pair: reused");
+        let new_issuer = cache.encoded(&certified(&[b"issuer-2"], &a));
+        assert!(!Arc::ptr_eq(&first, &new_issuer));
+        assert_eq!(new_issuer.chain_pem, [to_pem(b"issuer-2")]);
+        let new_anchors = cache.encoded(&certified(&[b"issuer-2"], &b));
+        assert!(!Arc::ptr_eq(&new_issuer, &new_anchors));
+        assert_eq!(new_anchors.anchors_pem, to_pem(&b.certs()[0].der));
+    }
+}

@@ -329,7 +329,6 @@ impl Reloader {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -410,10 +409,11 @@ mod tests {
             self.metrics.anchor_reloads.get_or_create(&labels).get()
         }
 
-        /// The digest of the issuer in the store, and the anchors PEM it was checked against.
-        fn in_use(&self) -> Option<([u8; 32], Vec<u8>)> {
+        /// The digest of the issuer in the store, and the fingerprints of the anchors it was
+        /// checked against.
+        fn in_use(&self) -> Option<([u8; 32], Vec<String>)> {
             let state = self.store.load()?;
-            Some((state.issuer.digest(), state.anchors.pem().to_vec()))
+            Some((state.issuer.digest(), fingerprints(&state.anchors)))
         }
 
         fn events(&self) -> Vec<String> {
@@ -444,13 +444,15 @@ mod tests {
         }
     }
 
-    /// The bundle as the store re-encodes it (one LF-terminated PEM block per root).
-    fn bundle(roots: &[&CaMaterial]) -> Vec<u8> {
+    /// The roots of a bundle, by SHA-256 fingerprint, in order.
+    fn bundle(roots: &[&CaMaterial]) -> Vec<String> {
         let pem: String = roots.iter().map(|r| r.cert_pem.as_str()).collect();
-        TrustAnchors::from_pem(pem.as_bytes(), now())
-            .unwrap()
-            .pem()
-            .to_vec()
+        fingerprints(&TrustAnchors::from_pem(pem.as_bytes(), now()).unwrap())
+    }
+
+    fn fingerprints(anchors: &TrustAnchors) -> Vec<String> {
+        let certs = anchors.certs().iter();
+        certs.map(|c| c.fingerprint_sha256.clone()).collect()
     }
 
     #[test]

@@ -123,6 +123,11 @@ async fn a_full_disk_refuses_or_continues_as_configured() {
     let err = files.certify_web(server.grpc_addr).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
     assert_eq!(admin_get(server.admin_addr, "/ready").await.0, 503);
+    // Probes run once a second: none may bring the replica back while nothing fits.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(admin_get(server.admin_addr, "/ready").await.0, 503);
+    }
     server.shutdown().await.unwrap();
 
     let server = Server::start(audit_config(&files, full, "r-2", OnFailure::Continue))

@@ -96,7 +96,10 @@ fn records_say_who_got_which_certificate_and_who_was_refused() {
     assert_eq!(certify[2].get("cert"), None);
     assert_eq!(certify[3]["code"], "UNAUTHENTICATED");
     assert_eq!(certify[3].get("caller"), None);
-    assert_eq!(certify[4]["caller"]["method"], "cache");
+    // A cache hit says how the token was proven in the first place, and that it was reused.
+    assert_eq!(certify[4]["caller"]["method"], "jwt");
+    assert_eq!(certify[4]["caller"]["cached"], true);
+    assert_eq!(first["caller"].get("cached"), None, "a fresh proof");
 
     let text = std::fs::read_to_string(&g.a).unwrap();
     assert!(
@@ -167,6 +170,37 @@ fn a_forged_signature_on_the_closing_checkpoint_is_reported() {
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains(&format!("{}:{last}: checkpoint signature", path.display())),
+        "{out}"
+    );
+}
+
+/// The attack v1 signatures allowed: drop `last` from the closing checkpoint and append a
+/// record that links to it. A v2 signature covers `last`, so the checkpoint breaks.
+#[test]
+fn a_record_appended_after_an_unclosed_closing_checkpoint_is_a_break() {
+    let g = golden();
+    let mut lines = raw_lines(&g.a);
+    let last = lines.len();
+    assert!(
+        lines[last - 1].contains("\"sig_v\":2"),
+        "{}",
+        lines[last - 1]
+    );
+    lines[last - 1] = lines[last - 1].replace(",\"last\":true", "");
+    let closing: serde_json::Value = serde_json::from_str(&lines[last - 1]).unwrap();
+    let certify = lines_of_kind(&g.a, "certify")[0];
+    let mut forged: serde_json::Value = serde_json::from_str(&lines[certify - 1]).unwrap();
+    forged["seq"] = (closing["seq"].as_u64().unwrap() + 1).into();
+    forged["prev"] = hex(&Sha256::digest(lines[last - 1].as_bytes())).into();
+    lines.push(serde_json::to_string(&forged).unwrap());
+    let (_d, path) = tampered("audit.jsonl", &lines);
+    let (code, out) = verify(&[&path], Some(&g.key_a));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:{last}: checkpoint signature does not verify",
+            path.display()
+        )),
         "{out}"
     );
 }

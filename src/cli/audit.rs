@@ -74,6 +74,9 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     for note in &report.notes {
         writeln!(out, "note: {note}")?;
     }
+    for gap in &report.gaps {
+        writeln!(out, "gap: {gap}")?;
+    }
     if let Some(b) = &report.broken {
         writeln!(out, "broken: {b}")?;
         return Ok(ExitCode::from(2));
@@ -83,9 +86,13 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         (None, 0) => "no key given".to_owned(),
         (None, n) => format!("{n} signatures not checked: pass --key"),
     };
+    let gaps = match report.gaps.len() {
+        0 => String::new(),
+        n => format!("; {n} recorded gap(s), see above"),
+    };
     writeln!(
         out,
-        "intact: {} records in {} chain(s), {} file(s); {} checkpoints, {signatures}",
+        "intact: {} records in {} chain(s), {} file(s); {} checkpoints, {signatures}{gaps}",
         report.records,
         report.chains,
         files.len(),
@@ -134,10 +141,14 @@ fn run_find(args: FindArgs) -> anyhow::Result<ExitCode> {
             Some(pod) => format!("{}/{} ({pod})", a.namespace, a.service_account),
             None => format!("{}/{}", a.namespace, a.service_account),
         });
-        let method = caller.map_or("-", |a| a.method.as_str());
+        let method = caller.map_or("-".to_owned(), |a| match a.cached {
+            true => format!("{} (cached)", a.method),
+            false => a.method.clone(),
+        });
         let serial = c.cert.as_ref().map_or("-", |x| x.serial.as_str());
-        let tail = match c.code.as_str() {
-            "OK" => c.identity.clone(),
+        let tail = match (c.code.as_str(), &c.undelivered) {
+            ("OK", None) => c.identity.clone(),
+            ("OK", Some(code)) => format!("{} / not delivered: caller got {code}", c.identity),
             _ => format!("{} / {}", c.identity, c.reason),
         };
         writeln!(

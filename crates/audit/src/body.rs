@@ -29,6 +29,19 @@ impl EncodedBody {
         &self.0
     }
 
+    /// Marks a certify record's certificate as not delivered: the caller was answered
+    /// `code` (a gRPC code name) instead. Appends `"undelivered"`, the last field of
+    /// [`CertifyRecord`](super::record::CertifyRecord).
+    pub fn mark_undelivered(&mut self, code: &str) {
+        if self.0.last() == Some(&b'}') {
+            self.0.pop();
+            self.0.extend_from_slice(b",\"undelivered\":");
+            // A string always serialises.
+            let _ = serde_json::to_writer(&mut self.0, code);
+            self.0.push(b'}');
+        }
+    }
+
     /// The buffer back, to be freed (or reused) by the thread that made it.
     pub fn into_vec(self) -> Vec<u8> {
         self.0

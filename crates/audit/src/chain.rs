@@ -51,6 +51,11 @@ impl Chain {
         &self.id
     }
 
+    /// The replica name records of this chain carry.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
     /// Hash of the last sealed line (or of the line the chain follows).
     pub fn head(&self) -> &str {
         &self.head
@@ -146,6 +151,7 @@ mod tests {
                 issuer_serial: "01".into(),
                 issuer_sha256: "ef".repeat(32),
             }),
+            undelivered: Some("UNAVAILABLE".into()),
         };
         let bodies = [
             Chain::start_body(Some("c0".into())),
@@ -156,6 +162,7 @@ mod tests {
                 count: 2,
                 alg: "none".into(),
                 key_id: None,
+                sig_v: None,
                 sig: None,
                 last: true,
             }),

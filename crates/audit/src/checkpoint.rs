@@ -1,6 +1,9 @@
 //! Checkpoint signatures with a dedicated audit key (ECDSA P-256 or Ed25519, aws-lc-rs;
-//! never the issuer key). The signed bytes are [`signed_bytes`]: one ASCII line per field,
-//! so no field can run into another:
+//! never the issuer key). A checkpoint with `"sig_v":2` signs [`signed_bytes_v2`]:
+//! `certmint-audit-checkpoint-v2\n` followed by the whole record as serialised without
+//! `sig`, so every field (`last`, `replica`, `alg`, `key_id` included) is covered. Files
+//! written before v2 carry no `sig_v`; their signatures cover [`signed_bytes`] (v1), one
+//! ASCII line per field:
 //!
 //! ```text
 //! certmint-audit-checkpoint-v1\n chain=<id>\n seq=<n>\n count=<n>\n head=<hex>\n time=<rfc3339>\n
@@ -20,7 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::chain::Chain;
-use super::record::{Body, Checkpoint};
+use super::record::{Body, Checkpoint, Record};
 use certmint_core::digest::{hex, sha256};
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -134,20 +137,58 @@ pub fn signed_bytes(chain: &str, seq: u64, count: u64, head: &str, time: &str) -
     .into_bytes()
 }
 
-/// The next checkpoint of `chain`, signed when a signer is given.
+/// The signed form this version writes.
+pub const SIG_V2: u32 = 2;
+
+/// The bytes a v2 checkpoint signature covers: a domain line, then `record` serialised
+/// (field order of [`Record`]) with its `sig` left out.
+pub fn signed_bytes_v2(record: &Record) -> Vec<u8> {
+    let mut unsigned = record.clone();
+    if let Body::Checkpoint(cp) = &mut unsigned.body {
+        cp.sig = None;
+    }
+    let mut out = b"certmint-audit-checkpoint-v2\n".to_vec();
+    // Plain structs of strings and integers cannot fail to serialise.
+    let _ = serde_json::to_writer(&mut out, &unsigned);
+    out
+}
+
+/// The next checkpoint of `chain` (sealed at `time`), signed (v2) when a signer is given.
 pub fn checkpoint(signer: Option<&AuditSigner>, chain: &Chain, time: &str, last: bool) -> Body {
     let (seq, head) = (chain.next_seq(), chain.head().to_owned());
-    let message = signed_bytes(chain.id(), seq, seq, &head, time);
-    let sig = signer.and_then(|s| s.sign(&message));
-    let signed = signer.filter(|_| sig.is_some());
-    Body::Checkpoint(Checkpoint {
-        head,
+    let unsigned = Checkpoint {
+        head: head.clone(),
         count: seq,
-        alg: signed.map_or(UNSIGNED, |s| s.alg()).to_owned(),
-        key_id: signed.map(|s| s.key_id.clone()),
-        sig: sig.map(|s| B64.encode(s)),
+        alg: UNSIGNED.to_owned(),
+        key_id: None,
+        sig_v: None,
+        sig: None,
         last,
-    })
+    };
+    let Some(signer) = signer else {
+        return Body::Checkpoint(unsigned);
+    };
+    let mut record = Record {
+        seq,
+        time: time.to_owned(),
+        replica: chain.replica().to_owned(),
+        chain: chain.id().to_owned(),
+        prev: head,
+        body: Body::Checkpoint(Checkpoint {
+            alg: signer.alg().to_owned(),
+            key_id: Some(signer.key_id.clone()),
+            sig_v: Some(SIG_V2),
+            ..unsigned.clone()
+        }),
+    };
+    let sig = signer.sign(&signed_bytes_v2(&record));
+    match (&mut record.body, sig) {
+        (Body::Checkpoint(cp), Some(sig)) => {
+            cp.sig = Some(B64.encode(sig));
+            record.body
+        }
+        _ => Body::Checkpoint(unsigned),
+    }
 }
 
 /// The public audit key an auditor verifies checkpoints with.
@@ -186,8 +227,9 @@ impl AuditVerifier {
         &self.key_id
     }
 
-    /// Checks the signature of checkpoint `cp`, the record at `seq`, `time` in `chain`.
-    pub fn verify(&self, chain: &str, seq: u64, time: &str, cp: &Checkpoint) -> Result<(), String> {
+    /// Checks the signature of checkpoint `cp`, the body of `record`: over the whole record
+    /// (v2), or over its chain, seq, count, head and time for files written before v2.
+    pub fn verify(&self, record: &Record, cp: &Checkpoint) -> Result<(), String> {
         let Some(sig) = &cp.sig else {
             return Err("checkpoint is not signed".into());
         };
@@ -203,9 +245,101 @@ impl AuditVerifier {
         let sig = B64
             .decode(sig)
             .map_err(|_| "checkpoint signature is not base64".to_owned())?;
-        let message = signed_bytes(chain, seq, cp.count, &cp.head, time);
+        let message = match cp.sig_v {
+            None => signed_bytes(&record.chain, record.seq, cp.count, &cp.head, &record.time),
+            Some(SIG_V2) => signed_bytes_v2(record),
+            Some(v) => {
+                return Err(format!(
+                    "checkpoint signature form v{v} is unknown to this certmint; use a newer `certmint audit verify`"
+                ));
+            }
+        };
         self.key
             .verify_sig(&message, &sig)
             .map_err(|_| "checkpoint signature does not verify".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ed25519 audit key pair written as PEM files in `dir`.
+    fn keys(dir: &Path) -> (AuditSigner, AuditVerifier) {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let spki = pair.public_key().as_der().unwrap();
+        let (private, public) = (dir.join("k.key"), dir.join("k.pub"));
+        let block = |tag: &str, der: &[u8]| pem::encode(&pem::Pem::new(tag, der.to_vec()));
+        std::fs::write(&private, block("PRIVATE KEY", pkcs8.as_ref())).unwrap();
+        std::fs::write(&public, block("PUBLIC KEY", spki.as_ref())).unwrap();
+        (
+            AuditSigner::from_file(&private).unwrap(),
+            AuditVerifier::from_file(&public).unwrap(),
+        )
+    }
+
+    fn sealed(signer: &AuditSigner, last: bool) -> Record {
+        let mut chain = Chain::new("r-0", None);
+        chain.seal(Chain::start_body(None), "t0".into());
+        let body = checkpoint(Some(signer), &chain, "t1", last);
+        let line = chain.seal(body, "t1".into());
+        serde_json::from_slice(&line).unwrap()
+    }
+
+    fn verified(key: &AuditVerifier, r: &Record) -> Result<(), String> {
+        let Body::Checkpoint(cp) = &r.body else {
+            panic!("not a checkpoint")
+        };
+        key.verify(r, cp)
+    }
+
+    #[test]
+    fn a_v2_signature_covers_every_field_of_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (signer, key) = keys(dir.path());
+        let closing = sealed(&signer, true);
+        verified(&key, &closing).unwrap();
+        let edits: [fn(&mut Record); 6] = [
+            |r| r.replica = "r-1".into(),
+            |r| r.time = "t2".into(),
+            |r| r.prev = "00".repeat(32),
+            |r| match &mut r.body {
+                Body::Checkpoint(cp) => cp.last = false,
+                _ => unreachable!(),
+            },
+            |r| match &mut r.body {
+                Body::Checkpoint(cp) => cp.count += 1,
+                _ => unreachable!(),
+            },
+            |r| match &mut r.body {
+                Body::Checkpoint(cp) => cp.key_id = Some("00".repeat(8)),
+                _ => unreachable!(),
+            },
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let mut forged = closing.clone();
+            edit(&mut forged);
+            assert!(verified(&key, &forged).is_err(), "edit {i} verified");
+        }
+    }
+
+    #[test]
+    fn a_v1_signature_from_an_older_file_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (signer, key) = keys(dir.path());
+        let mut r = sealed(&signer, true);
+        let Body::Checkpoint(cp) = &mut r.body else {
+            panic!("not a checkpoint")
+        };
+        cp.sig_v = None;
+        let v1 = signed_bytes(&r.chain, r.seq, cp.count, &cp.head, &r.time);
+        cp.sig = Some(B64.encode(signer.sign(&v1).unwrap()));
+        verified(&key, &r).unwrap();
+        // v1 never covered `last`: that is what v2 is for.
+        if let Body::Checkpoint(cp) = &mut r.body {
+            cp.last = false;
+        }
+        verified(&key, &r).unwrap();
     }
 }

@@ -41,6 +41,35 @@ pub enum Body {
     Start(Start),
     Certify(Box<CertifyRecord>),
     Checkpoint(Checkpoint),
+    Gap(Gap),
+}
+
+/// Records some sink does not hold, said inside the chain (written when the sink takes
+/// records again, or with the next record written after none could be).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Gap {
+    /// Records (Certify outcomes) no sink took since the previous line: they have no seq.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unwritten: u64,
+    /// Sinks that missed records of this chain that other sinks hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<Missed>,
+    /// The last write error.
+    pub reason: String,
+}
+
+/// One sink's missing range: seq `from`..=`to`; `after` is the hash of the last line that
+/// sink holds before them, so the gap links into that sink's chain.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Missed {
+    pub sink: String,
+    pub from: u64,
+    pub to: u64,
+    pub after: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The first record of a chain. `prev` links it to the file's last line when a restarted
@@ -70,6 +99,10 @@ pub struct CertifyRecord {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<CertFields>,
+    /// The code the caller got instead of this certificate: it was signed but not
+    /// delivered (its record reached the writer after Certify had stopped waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undelivered: Option<String>,
 }
 
 /// The authenticated caller.
@@ -77,8 +110,12 @@ pub struct CertifyRecord {
 pub struct Caller {
     pub namespace: String,
     pub service_account: String,
-    /// `tokenreview`, `cache`, `local`, `local_fallback` or `jwt`.
+    /// How the token was proven: `tokenreview`, `local`, `local_fallback` or `jwt`
+    /// (`cache` in files written before `cached` existed).
     pub method: String,
+    /// The proof was an earlier answer reused from the token cache.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,7 +152,12 @@ pub struct Checkpoint {
     pub alg: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
-    /// Base64 signature over [`super::checkpoint::signed_bytes`].
+    /// The signed form: `2` covers the whole record ([`super::checkpoint::signed_bytes_v2`]);
+    /// absent on files written before it, whose signatures cover
+    /// [`super::checkpoint::signed_bytes`] (v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig_v: Option<u32>,
+    /// Base64 signature over the signed form's bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
     /// Written on a clean shutdown: nothing follows in this chain.
@@ -148,6 +190,7 @@ impl Caller {
             namespace: a.account.namespace().to_owned(),
             service_account: a.account.name().to_owned(),
             method: a.method.as_str().to_owned(),
+            cached: a.cached,
             pod_name: a.pod.as_ref().map(|p| p.name.clone()),
             pod_uid: a.pod.as_ref().map(|p| p.uid.clone()),
             node: a.node.clone(),
@@ -189,6 +232,7 @@ impl CertifyRecord {
             code: code.to_owned(),
             reason: reason.to_owned(),
             cert: cert.map(CertFields::from_certified),
+            undelivered: None,
         }
     }
 }
@@ -216,6 +260,8 @@ struct CallerView<'a> {
     namespace: &'a str,
     service_account: &'a str,
     method: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cached: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pod_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,6 +335,7 @@ impl<'a> CertifyView<'a> {
                 namespace: a.account.namespace(),
                 service_account: a.account.name(),
                 method: a.method.as_str(),
+                cached: a.cached,
                 pod_name: a.pod.as_ref().map(|p| p.name.as_str()),
                 pod_uid: a.pod.as_ref().map(|p| p.uid.as_str()),
                 node: a.node.as_deref(),
@@ -332,10 +379,11 @@ mod tests {
         });
         let with_pod = Authenticated::new(
             ServiceAccount::new("shop", "web").unwrap(),
-            Method::Cache,
+            Method::TokenReview,
             pod,
         )
-        .with_node(Some("node-a"));
+        .with_node(Some("node-a"))
+        .from_cache();
         let without_pod = Authenticated::new(
             ServiceAccount::new("shop", "web").unwrap(),
             Method::LocalFallback,
@@ -383,9 +431,16 @@ mod tests {
         ];
         for (identity, peer, caller, code, reason, cert) in cases {
             let view = CertifyView::new("istio", identity, peer, caller, code, reason, cert);
-            let record = CertifyRecord::new("istio", identity, peer, caller, code, reason, cert);
-            let owned = serde_json::to_string(&Body::Certify(Box::new(record))).unwrap();
+            let mut record =
+                CertifyRecord::new("istio", identity, peer, caller, code, reason, cert);
+            let owned = serde_json::to_string(&Body::Certify(Box::new(record.clone()))).unwrap();
             assert_eq!(serde_json::to_string(&view).unwrap(), owned);
+            // The writer marks a certificate the caller did not get by splicing.
+            let mut spliced = view.encode();
+            spliced.mark_undelivered("UNAVAILABLE");
+            record.undelivered = Some("UNAVAILABLE".into());
+            let owned = serde_json::to_string(&Body::Certify(Box::new(record))).unwrap();
+            assert_eq!(String::from_utf8_lossy(spliced.as_bytes()), owned);
         }
     }
 

@@ -8,7 +8,7 @@ use std::fmt;
 use super::chain::line_hash;
 use super::checkpoint::{AuditVerifier, UNSIGNED};
 use super::load::{AuditFile, Line};
-use super::record::{Body, Record};
+use super::record::{Body, Missed, Record};
 
 /// The first break found: file, line, and what is wrong there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,10 @@ pub struct Report {
     /// Facts an auditor should know that are not breaks (chain begins mid-way, no closing
     /// checkpoint, records after the last signed checkpoint).
     pub notes: Vec<String>,
+    /// Records the writer said it could not write, in `gap` records: ranges missing from
+    /// these files that another sink holds, and records no sink took. Not breaks: the
+    /// chain itself accounts for them.
+    pub gaps: Vec<String>,
     pub broken: Option<Break>,
 }
 
@@ -120,6 +124,10 @@ impl Walk<'_> {
     /// one (a `start` record, or a chain whose earlier files were not given).
     fn first_of_file(&mut self, r: &Record, file: &str) -> Linked {
         if let Some(state) = self.chains.get(&r.chain) {
+            if let Some(m) = declared_gap(r, state.seq, &state.head) {
+                self.missed_here(r, m);
+                return Ok(());
+            }
             if r.prev != state.head {
                 return Err((None, gap(state.seq, r.seq, "the end of the previous file")));
             }
@@ -156,6 +164,12 @@ impl Walk<'_> {
                     p.line
                 ),
             ));
+        }
+        if r.chain == p.chain
+            && let Some(m) = declared_gap(r, p.seq, &p.hash)
+        {
+            self.missed_here(r, m);
+            return Ok(());
         }
         if r.chain != p.chain {
             let other = self
@@ -201,6 +215,17 @@ impl Walk<'_> {
         ))
     }
 
+    fn missed_here(&mut self, r: &Record, m: &Missed) {
+        let reason = match &r.body {
+            Body::Gap(g) => g.reason.as_str(),
+            _ => "",
+        };
+        self.report.gaps.push(format!(
+            "chain {} ({}): seq {}–{} are not in these files; the writer recorded at seq {} that this {} sink missed them ({reason}); not a deletion",
+            r.chain, r.replica, m.from, m.to, r.seq, m.sink
+        ));
+    }
+
     fn begin(&mut self, r: &Record) {
         self.report.chains += 1;
         // The head is set by `account`, which runs next.
@@ -231,13 +256,21 @@ impl Walk<'_> {
         }
         self.report.records += 1;
         state.unsigned_tail += 1;
+        if let Body::Gap(g) = &r.body
+            && g.unwritten > 0
+        {
+            self.report.gaps.push(format!(
+                "chain {} ({}): {} record(s) before seq {} could not be written to any sink ({})",
+                r.chain, r.replica, g.unwritten, r.seq, g.reason
+            ));
+        }
         if let Body::Checkpoint(cp) = &r.body {
             self.report.checkpoints += 1;
             if cp.head != r.prev || cp.count != r.seq {
                 return Err("checkpoint head or count does not match the chain".into());
             }
             if let Some(k) = key {
-                k.verify(&r.chain, r.seq, &r.time, cp)?;
+                k.verify(r, cp)?;
                 self.report.signatures_verified += 1;
                 state.unsigned_tail = 0;
             } else if cp.alg != UNSIGNED {
@@ -272,6 +305,17 @@ impl Walk<'_> {
 
 /// Err carries an optional line to blame instead of the current one, and what is wrong.
 type Linked = Result<(), (Option<usize>, String)>;
+
+/// The range a `gap` record `r` declares missing from the sink whose last line before it is
+/// seq `seq` with hash `hash`.
+fn declared_gap<'r>(r: &'r Record, seq: u64, hash: &str) -> Option<&'r Missed> {
+    let Body::Gap(g) = &r.body else {
+        return None;
+    };
+    g.missed
+        .iter()
+        .find(|m| m.after == hash && m.from == seq + 1 && m.to + 1 == r.seq)
+}
 
 fn parsed(line: &Line) -> Result<&Record, &'static str> {
     match (&line.record, line.complete) {

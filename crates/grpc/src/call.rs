@@ -120,12 +120,13 @@ impl CallHandler {
     }
 
     /// Records an issued certificate. Err (UNAVAILABLE) when the record could not be
-    /// written and `audit.on_failure` is `refuse`: the certificate is then not returned.
+    /// written and `audit.on_failure` is `refuse`: the certificate is then not returned,
+    /// and a record written after that says `undelivered`.
     async fn audit_issued(&self, record: EncodedBody) -> Result<(), Status> {
         let Some(audit) = &self.audit else {
             return Ok(());
         };
-        match audit.record(record, self.deadline).await {
+        match audit.record_issued(record, self.deadline).await {
             Ok(()) => Ok(()),
             Err(e) if audit.policy() == OnFailure::Continue => {
                 audit.issued_unrecorded(&e);

@@ -18,6 +18,8 @@ pub struct FileSink {
     keep: usize,
     file: File,
     len: u64,
+    /// The length before the last batch, for `undo`.
+    before: u64,
 }
 
 impl FileSink {
@@ -40,6 +42,7 @@ impl FileSink {
             keep: cfg.keep,
             file,
             len,
+            before: len,
         };
         Ok((sink, last))
     }
@@ -73,6 +76,7 @@ impl Sink for FileSink {
         }
         match self.file.write_all(batch).and_then(|()| self.file.flush()) {
             Ok(()) => {
+                self.before = self.len;
                 self.len += batch.len() as u64;
                 Ok(())
             }
@@ -86,6 +90,23 @@ impl Sink for FileSink {
 
     fn name(&self) -> &'static str {
         "file"
+    }
+
+    fn can_undo(&self) -> bool {
+        true
+    }
+
+    fn undo(&mut self) -> io::Result<()> {
+        self.file.set_len(self.before)?;
+        self.len = self.before;
+        Ok(())
+    }
+
+    fn reserve(&mut self, bytes: usize) -> io::Result<()> {
+        let room = vec![b' '; bytes];
+        let wrote = self.file.write_all(&room).and_then(|()| self.file.flush());
+        let cut = self.file.set_len(self.len);
+        wrote.and(cut)
     }
 }
 
@@ -148,6 +169,34 @@ mod tests {
         assert!(!sink.rotated(3).exists(), "the oldest file is removed");
         let (_, last) = FileSink::open(&c).unwrap();
         assert_eq!(last.as_deref(), Some(&b"sev"[..]));
+    }
+
+    #[test]
+    fn undo_takes_back_the_last_batch_and_reserve_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 20, 2);
+        let (mut sink, _) = FileSink::open(&c).unwrap();
+        sink.write(b"kept\n").unwrap();
+        sink.write(b"taken back\n").unwrap();
+        sink.reserve(16 * 1024).unwrap();
+        sink.undo().unwrap();
+        sink.write(b"next\n").unwrap();
+        assert_eq!(std::fs::read(&c.path).unwrap(), b"kept\nnext\n");
+    }
+
+    #[test]
+    fn reserve_fails_where_a_record_does_not_fit() {
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            return;
+        }
+        let c = FileSinkConfig {
+            path: full.into(),
+            max_size: 1 << 20,
+            keep: 1,
+        };
+        let (mut sink, _) = FileSink::open(&c).unwrap();
+        assert!(sink.reserve(1).is_err());
     }
 
     #[test]

@@ -11,8 +11,6 @@ const MAX_POD_FIELD: usize = 253;
 pub enum Method {
     /// The API server's TokenReview answered.
     TokenReview,
-    /// A cached earlier answer (of any method) was reused.
-    Cache,
     /// Verified locally against the API server's published keys.
     Local,
     /// Verified locally because no TokenReview answer could be had.
@@ -25,7 +23,6 @@ impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::TokenReview => "tokenreview",
-            Method::Cache => "cache",
             Method::Local => "local",
             Method::LocalFallback => "local_fallback",
             Method::Jwt => "jwt",
@@ -63,6 +60,8 @@ pub struct Authenticated {
     /// The node the token says its pod runs on (the `kubernetes.io.node` claim, or
     /// TokenReview's `authentication.kubernetes.io/node-name`).
     pub node: Option<String>,
+    /// An earlier answer reused from the token cache (`method` says how it was proven).
+    pub cached: bool,
 }
 
 impl Authenticated {
@@ -72,6 +71,7 @@ impl Authenticated {
             method,
             pod,
             node: None,
+            cached: false,
         }
     }
 
@@ -83,9 +83,15 @@ impl Authenticated {
         self
     }
 
-    /// The same caller, proven another way (e.g. a cache hit).
+    /// The same caller, proven another way (e.g. locally when TokenReview failed).
     pub fn with_method(mut self, method: Method) -> Self {
         self.method = method;
+        self
+    }
+
+    /// The same caller, answered from the token cache: how it was proven stays as it was.
+    pub fn from_cache(mut self) -> Self {
+        self.cached = true;
         self
     }
 }

@@ -10,7 +10,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use serde::Deserialize;
 
-use super::{Authenticated, Authenticator, AuthnError, Method, Token};
+use super::{Authenticated, Authenticator, AuthnError, Token};
 use crate::metrics::{Lookup, Metrics};
 
 /// How long a rejection is remembered.
@@ -110,7 +110,7 @@ impl Authenticator for CachedAuthenticator {
             Metrics::count(&self.metrics.token_review_cache, result);
             match entry.into_value() {
                 Outcome::Authenticated(a, _) if fresh => Ok(a),
-                Outcome::Authenticated(a, _) => Ok(a.with_method(Method::Cache)),
+                Outcome::Authenticated(a, _) => Ok(a.from_cache()),
                 Outcome::Rejected(reason) => Err(AuthnError::Unauthenticated(reason)),
             }
         })
@@ -146,6 +146,39 @@ mod tests {
             b64(&format!(r#"{{"exp":{exp}}}"#))
         );
         Token::from_bytes(t.as_bytes()).unwrap()
+    }
+
+    /// Proves every token as `shop/web` by local verification after a failed review.
+    struct Fallback;
+
+    impl Authenticator for Fallback {
+        fn authenticate<'a>(
+            &'a self,
+            _token: &'a Token,
+        ) -> BoxFuture<'a, Result<Authenticated, AuthnError>> {
+            use certmint_core::authn::caller::Method;
+            let sa = certmint_core::identity::ServiceAccount::new("shop", "web").unwrap();
+            Box::pin(async move { Ok(Authenticated::new(sa, Method::LocalFallback, None)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cache_hit_keeps_how_the_token_was_proven() {
+        let cached = CachedAuthenticator::new(
+            Arc::new(Fallback),
+            &["aud".into()],
+            Duration::from_secs(60),
+            10,
+            Arc::new(Metrics::default()),
+        );
+        let token = token_with_exp(u64::MAX / 2);
+        let fresh = cached.authenticate(&token).await.unwrap();
+        assert_eq!(
+            (fresh.method.as_str(), fresh.cached),
+            ("local_fallback", false)
+        );
+        let hit = cached.authenticate(&token).await.unwrap();
+        assert_eq!((hit.method.as_str(), hit.cached), ("local_fallback", true));
     }
 
     #[test]

@@ -317,6 +317,7 @@ fn check_fields(req: &CertifyRequest) -> Result<(), CertifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::FixedClock;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::UNIX_EPOCH;
 
@@ -335,13 +336,6 @@ mod tests {
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-    }
-
-    struct Fixed(SystemTime);
-    impl Clock for Fixed {
-        fn now(&self) -> SystemTime {
-            self.0
-        }
     }
 
     /// Proves `account` for any token (or refuses every token), counting the calls.
@@ -413,7 +407,7 @@ mod tests {
             stub.clone(),
             naming(),
             LeafPolicy::default(),
-            Arc::new(Fixed(at)),
+            Arc::new(FixedClock(at)),
         )
     }
 

@@ -16,3 +16,13 @@ impl Clock for SystemClock {
         SystemTime::now()
     }
 }
+
+/// A clock stopped at one instant: lifetime arithmetic and validity checks at a chosen time.
+#[derive(Clone, Copy, Debug)]
+pub struct FixedClock(pub SystemTime);
+
+impl Clock for FixedClock {
+    fn now(&self) -> SystemTime {
+        self.0
+    }
+}

@@ -190,7 +190,7 @@ mod tests {
     use certmint_core::ca::create::{CaMaterial, KeyType, generate_key, new_issuer, new_root};
     use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafPolicy, TrustAnchors};
     use certmint_core::certify::Certifier;
-    use certmint_core::clock::Clock;
+    use certmint_core::clock::FixedClock;
     use certmint_core::identity::{Naming, ServiceAccount};
     use futures::future::BoxFuture;
     use prost_types::{Struct, Value};
@@ -202,13 +202,6 @@ mod tests {
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-    }
-
-    struct Fixed;
-    impl Clock for Fixed {
-        fn now(&self) -> SystemTime {
-            now()
-        }
     }
 
     /// Proves shop/web for any token, counting the calls.
@@ -227,7 +220,13 @@ mod tests {
 
     fn service(store: CaStore, stub: Arc<Stub>) -> IstioService {
         let naming = Naming::new("linkerd", "cluster.local").unwrap();
-        let certifier = Certifier::new(store, stub, naming, LeafPolicy::default(), Arc::new(Fixed));
+        let certifier = Certifier::new(
+            store,
+            stub,
+            naming,
+            LeafPolicy::default(),
+            Arc::new(FixedClock(now())),
+        );
         let metrics = Arc::new(Metrics::default());
         let calls = CallHandler::new(
             Api::Istio,

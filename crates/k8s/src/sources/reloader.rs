@@ -331,6 +331,7 @@ impl Reloader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use certmint_core::clock::FixedClock;
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use certmint_core::ca::create::{CaMaterial, KeyType, generate_key, new_issuer, new_root};
@@ -341,13 +342,6 @@ mod tests {
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-    }
-
-    struct Fixed;
-    impl Clock for Fixed {
-        fn now(&self) -> SystemTime {
-            now()
-        }
     }
 
     /// Records what would become Kubernetes Events.
@@ -381,7 +375,7 @@ mod tests {
                 store.clone(),
                 probe,
                 metrics.clone(),
-                Arc::new(Fixed),
+                Arc::new(FixedClock(now())),
                 events.clone(),
                 Reminders::default(),
             );

@@ -54,6 +54,10 @@ pub struct Gap {
     /// Sinks that missed records of this chain that other sinks hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missed: Vec<Missed>,
+    /// Under `refuse`: ranges a sink holds although their callers were answered
+    /// UNAVAILABLE, because it could not take the batch back when another sink failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<Span>,
     /// The last write error.
     pub reason: String,
 }
@@ -66,6 +70,14 @@ pub struct Missed {
     pub from: u64,
     pub to: u64,
     pub after: String,
+}
+
+/// Seq `from`..=`to` in one sink.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Span {
+    pub sink: String,
+    pub from: u64,
+    pub to: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -256,13 +256,19 @@ impl Walk<'_> {
         }
         self.report.records += 1;
         state.unsigned_tail += 1;
-        if let Body::Gap(g) = &r.body
-            && g.unwritten > 0
-        {
-            self.report.gaps.push(format!(
-                "chain {} ({}): {} record(s) before seq {} could not be written to any sink ({})",
-                r.chain, r.replica, g.unwritten, r.seq, g.reason
-            ));
+        if let Body::Gap(g) = &r.body {
+            if g.unwritten > 0 {
+                self.report.gaps.push(format!(
+                    "chain {} ({}): {} record(s) before seq {} could not be written to any sink ({})",
+                    r.chain, r.replica, g.unwritten, r.seq, g.reason
+                ));
+            }
+            for s in &g.undelivered {
+                self.report.gaps.push(format!(
+                    "chain {} ({}): seq {}–{} in the {} sink were not delivered: their callers got UNAVAILABLE, and the sink could not take them back ({})",
+                    r.chain, r.replica, s.from, s.to, s.sink, g.reason
+                ));
+            }
         }
         if let Body::Checkpoint(cp) = &r.body {
             self.report.checkpoints += 1;

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use certmint_audit::AuditLog;
-use certmint_core::ca::CaStore;
+use certmint_core::ca::{CaStore, KeyResolver, NoExternalKeys};
 use certmint_core::clock::{Clock, SystemClock};
 
 use crate::config::{Config, Settings};
@@ -29,6 +29,8 @@ struct Parts {
     metrics: Arc<Metrics>,
     store: CaStore,
     kube: Option<kube::Client>,
+    /// Resolves issuer keys held in an HSM (`hsm:`), else refuses them.
+    keys: Arc<dyn KeyResolver>,
     shutdown: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -68,12 +70,15 @@ impl Server {
             false => None,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::new());
+        let keys = hsm_keys(settings.config.hsm.as_ref(), &metrics)?;
         let mut parts = Parts {
             settings,
             clock,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             store: CaStore::new(),
             kube,
+            keys,
             shutdown: shutdown_rx,
             tasks: Vec::new(),
         };
@@ -118,6 +123,17 @@ impl Server {
         tracing::info!("shutting down: finishing in-flight calls");
         self.shutdown().await
     }
+}
+
+/// The resolver of `pkcs11:` issuer keys: the configured module, or none.
+pub fn hsm_keys(
+    hsm: Option<&certmint_hsm::HsmConfig>,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<dyn KeyResolver>> {
+    Ok(match hsm {
+        Some(cfg) => Arc::new(certmint_hsm::HsmKeys::new(cfg, metrics.hsm.clone())?),
+        None => Arc::new(NoExternalKeys),
+    })
 }
 
 /// The audit trail, when `audit.enabled`.

@@ -16,6 +16,7 @@ pub use certmint_core::settings::parse_duration;
 pub use certmint_grpc::Limits;
 pub use certmint_grpc::istio_config::IstioConfig;
 pub use certmint_grpc::tls::TlsConfig;
+pub use certmint_hsm::HsmConfig;
 pub use certmint_k8s::authn::settings::{
     AuthnConfig, AuthnMode, JwtConfig, KubeAuthnConfig, LocalVerification,
 };
@@ -76,6 +77,8 @@ pub struct Config {
     pub limits: Limits,
     pub audit: AuditConfig,
     pub istio: IstioConfig,
+    /// Issuer keys in a PKCS#11 token (an issuer key entry holding a `pkcs11:` URI).
+    pub hsm: Option<HsmConfig>,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             limits: Limits::default(),
             audit: AuditConfig::default(),
             istio: IstioConfig::default(),
+            hsm: None,
         }
     }
 }
@@ -188,6 +192,9 @@ impl Config {
         }
         let trusted_node_accounts = self.istio.validate()?;
         self.audit.validate()?;
+        if let Some(hsm) = &self.hsm {
+            hsm.validate()?;
+        }
         Ok(Settings {
             config: self,
             naming,

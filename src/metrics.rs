@@ -12,6 +12,7 @@ pub struct Metrics {
     pub grpc: Arc<certmint_grpc::metrics::Metrics>,
     pub kube: Arc<certmint_k8s::metrics::Metrics>,
     pub audit: Arc<certmint_audit::metrics::Metrics>,
+    pub hsm: Arc<certmint_hsm::Metrics>,
     /// Tokio tasks alive in the serving runtime, refreshed at each scrape.
     pub runtime_alive_tasks: Gauge,
     registry: Registry,
@@ -23,6 +24,7 @@ impl Metrics {
         let grpc = Arc::new(certmint_grpc::metrics::Metrics::register(&mut r));
         let kube = Arc::new(certmint_k8s::metrics::Metrics::register(&mut r));
         let audit = Arc::new(certmint_audit::metrics::Metrics::register(&mut r));
+        let hsm = Arc::new(certmint_hsm::Metrics::register(&mut r));
         let runtime_alive_tasks = Gauge::default();
         r.register(
             "runtime_alive_tasks",
@@ -33,6 +35,7 @@ impl Metrics {
             grpc,
             kube,
             audit,
+            hsm,
             runtime_alive_tasks,
             registry: r,
         }

@@ -64,6 +64,9 @@ impl Readiness {
         if !state.issuer.is_valid_at(self.clock.now()) {
             return Err("issuer is expired or not yet valid");
         }
+        if !state.issuer.key_available() {
+            return Err("the issuer's HSM key cannot sign (token unavailable; reconnecting)");
+        }
         if !self.listening.load(Ordering::Acquire) {
             return Err("gRPC server not listening yet");
         }

@@ -86,6 +86,7 @@ fn reloader(parts: &Parts) -> Reloader {
             anchors: config.trust_anchors.reload_interval,
         },
     )
+    .with_keys(parts.keys.clone())
 }
 
 /// The pod watch behind impersonation checks, when trusted node accounts are configured.

@@ -10,6 +10,7 @@ use tonic::{Code, Status};
 use certmint_core::logsum::{INTERVAL, Repeated};
 
 use certmint_core::authn::AuthnError;
+use certmint_core::ca::SignError;
 use certmint_core::certify::CertifyError;
 use certmint_core::impersonation::ImpersonationError;
 
@@ -69,6 +70,10 @@ pub fn to_status(identity: &str, err: &CertifyError, log: &FailureLog) -> (Statu
             "pod list not loaded yet; retry".to_owned(),
         ),
         CertifyError::Impersonation(e) => (Code::PermissionDenied, e.to_string()),
+        CertifyError::Sign(SignError::KeyUnavailable) => (
+            Code::Unavailable,
+            "issuer key unavailable (HSM); retry later".to_owned(),
+        ),
         CertifyError::Sign(_) => (Code::Internal, "signing failed".to_owned()),
     };
     let reason = err.to_string();

@@ -13,6 +13,7 @@ pub mod istio_client;
 pub mod lifecycle;
 pub mod local_env;
 pub mod pki;
+pub mod softhsm;
 pub mod tls;
 pub mod wire;
 

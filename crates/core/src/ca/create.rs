@@ -10,6 +10,7 @@ use rcgen::{
 };
 
 use super::keys::key_pair_from_pem;
+use super::signing_key::CaKey;
 
 /// Key algorithms certmint can generate for CAs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +51,8 @@ pub enum CreateError {
     Cert(String),
 }
 
-/// A certificate and its private key, both PEM (key in PKCS#8).
+/// A certificate and its private key, both PEM (key in PKCS#8); for a key in an HSM,
+/// `key_pem` holds the key's PKCS#11 URI instead.
 pub struct CaMaterial {
     pub cert_pem: String,
     pub key_pem: String,
@@ -108,16 +110,41 @@ pub fn new_root(
     key: KeyPair,
     now: SystemTime,
 ) -> Result<CaMaterial, CreateError> {
+    new_root_with(name, lifetime, CaKey::Local(key), now)
+}
+
+/// [`new_root`] with a key that may live in an HSM (signed there).
+pub fn new_root_with(
+    name: &str,
+    lifetime: Duration,
+    key: CaKey,
+    now: SystemTime,
+) -> Result<CaMaterial, CreateError> {
     let not_after = now + lifetime;
     let params = ca_params(name, now, not_after, Some(1))?;
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| CreateError::Cert(e.to_string()))?;
+    let cert = params.self_signed(&key).map_err(cert_error)?;
     Ok(CaMaterial {
         cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        key_pem: key_text(&key),
         not_after,
     })
+}
+
+/// The key file's text: PEM, or the URI of a key in an HSM.
+fn key_text(key: &CaKey) -> String {
+    match key {
+        CaKey::Local(k) => k.serialize_pem(),
+        CaKey::External(k) => format!("{}\n", k.location()),
+    }
+}
+
+fn cert_error(e: rcgen::Error) -> CreateError {
+    match e {
+        rcgen::Error::RemoteKeyError => {
+            CreateError::Cert("the HSM could not sign (see the log line before)".into())
+        }
+        e => CreateError::Cert(e.to_string()),
+    }
 }
 
 /// An issuer signed by the CA in `ca_cert_pem`/`ca_key_pem`. Its notAfter is clamped to
@@ -131,7 +158,28 @@ pub fn new_issuer(
     key: KeyPair,
     now: SystemTime,
 ) -> Result<CaMaterial, CreateError> {
-    let ca_key = key_pair_from_pem(ca_key_pem.as_bytes())?;
+    let ca_key = CaKey::Local(key_pair_from_pem(ca_key_pem.as_bytes())?);
+    new_issuer_with(
+        ca_cert_pem,
+        ca_key,
+        name,
+        lifetime,
+        path_len,
+        CaKey::Local(key),
+        now,
+    )
+}
+
+/// [`new_issuer`] where the signing CA's key and the issuer's key may live in an HSM.
+pub fn new_issuer_with(
+    ca_cert_pem: &str,
+    ca_key: CaKey,
+    name: &str,
+    lifetime: Duration,
+    path_len: u8,
+    key: CaKey,
+    now: SystemTime,
+) -> Result<CaMaterial, CreateError> {
     let ca_info = super::cert::parse_pem_chain(ca_cert_pem.as_bytes())
         .map_err(|e| CreateError::Cert(e.to_string()))?;
     let ca_cert = &ca_info[0];
@@ -149,12 +197,10 @@ pub fn new_issuer(
     let mut params = ca_params(name, now, not_after, Some(path_len))?;
     params.use_authority_key_identifier_extension = true;
     let issuer = super::ca_signer(&ca_cert.der, ca_key).map_err(CreateError::Cert)?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(|e| CreateError::Cert(e.to_string()))?;
+    let cert = params.signed_by(&key, &issuer).map_err(cert_error)?;
     Ok(CaMaterial {
         cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        key_pem: key_text(&key),
         not_after,
     })
 }

@@ -6,13 +6,16 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use rcgen::KeyPair;
 use rustls_pki_types::{CertificateDer, UnixTime};
+use std::sync::Arc;
 
 use super::anchors::TrustAnchors;
 use super::cert::{CertError, CertInfo, parse_pem_chain};
-use super::keys::{KeyError, key_pair_from_pem};
+use super::keys::KeyError;
 use super::leaf::{LeafNames, LeafPolicy, LeafRequest, SignError, SignedLeaf};
+use super::signing_key::{CaKey, KeyResolver, NoExternalKeys};
 
-/// The raw issuer files as a source delivered them. `Debug` never shows the key.
+/// The raw issuer files as a source delivered them. `Debug` never shows the key. The key
+/// entry holds PEM, or a PKCS#11 URI naming a key in an HSM (then it holds no secret).
 #[derive(Clone, PartialEq, Eq)]
 pub struct IssuerMaterial {
     pub cert_pem: Vec<u8>,
@@ -69,7 +72,10 @@ pub enum IssuerError {
 
 /// A validated issuer, ready to sign leaves.
 pub struct Issuer {
-    signer: rcgen::Issuer<'static, KeyPair>,
+    signer: rcgen::Issuer<'static, CaKey>,
+    /// Where the key is when not in memory (PKCS#11 URI).
+    key_location: Option<String>,
+    key_external: Option<Arc<dyn super::ExternalKey>>,
     pub(super) cert: CertInfo,
     /// The issuer and further intermediates (DER), as sent in every response.
     pub(super) chain: Vec<CertificateDer<'static>>,
@@ -98,8 +104,25 @@ impl Issuer {
         probe: &LeafNames,
         now: SystemTime,
     ) -> Result<Self, IssuerError> {
+        Self::load_with(material, anchors, probe, now, &NoExternalKeys)
+    }
+
+    /// [`load`](Self::load) where the key may be a reference that `keys` resolves (an HSM
+    /// key: the probe leaf is then signed inside the HSM).
+    pub fn load_with(
+        material: &IssuerMaterial,
+        anchors: &TrustAnchors,
+        probe: &LeafNames,
+        now: SystemTime,
+        keys: &dyn KeyResolver,
+    ) -> Result<Self, IssuerError> {
         let certs = parse_pem_chain(&material.cert_pem)?;
-        let key = key_pair_from_pem(&material.key_pem)?;
+        let key = CaKey::from_key_file(&material.key_pem, keys)?;
+        let key_location = key.location();
+        let key_external = match &key {
+            CaKey::External(k) => Some(k.clone()),
+            CaKey::Local(_) => None,
+        };
         let cert = certs[0].clone();
         if key.public_key_raw() != cert.public_key.as_slice() {
             return Err(IssuerError::KeyMismatch);
@@ -116,6 +139,8 @@ impl Issuer {
         let signer = super::ca_signer(&cert.der, key).map_err(IssuerError::Signing)?;
         let mut issuer = Issuer {
             signer,
+            key_location,
+            key_external,
             digest: material.digest(),
             chain_not_after: chain
                 .iter()
@@ -192,6 +217,16 @@ impl Issuer {
             rsa,
         };
         super::leaf::sign(&self.signer, self.chain_not_after, request, policy, now)
+    }
+
+    /// Where the key is when it is not in memory (a PKCS#11 URI).
+    pub fn key_location(&self) -> Option<&str> {
+        self.key_location.as_deref()
+    }
+
+    /// False while an HSM key cannot sign (readiness).
+    pub fn key_available(&self) -> bool {
+        self.key_external.as_ref().is_none_or(|k| k.available())
     }
 
     /// The issuer certificate's summary.

@@ -25,6 +25,9 @@ pub enum KeyError {
     /// The key type is not supported for signing.
     #[error("private key type not supported (use ECDSA P-256/P-384, Ed25519 or RSA): {0}")]
     Unsupported(String),
+    /// A key outside certmint (an HSM) could not be found or used.
+    #[error("{0}")]
+    External(String),
 }
 
 /// Parses the first private key in `pem` into a signing key pair.

@@ -84,13 +84,16 @@ pub enum SignError {
     /// The system random number generator failed.
     #[error("random number generator failed")]
     Random,
+    /// The issuer's key is in an HSM that cannot sign now (retryable).
+    #[error("issuer key unavailable (HSM)")]
+    KeyUnavailable,
 }
 
 /// Signs a leaf for `names` over the CSR's `spki_der` with `signer`, valid from
 /// now − skew until min(now + lifetime, `chain_not_after`). The issuer module calls this
 /// with its key; this module knows the profile, not where the key comes from.
 pub(super) fn sign(
-    signer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    signer: &rcgen::Issuer<'static, super::CaKey>,
     chain_not_after: SystemTime,
     request: LeafRequest<'_>,
     policy: &LeafPolicy,
@@ -105,9 +108,10 @@ pub(super) fn sign(
     let params = leaf_params(request.names, request.rsa, serial, not_before, not_after)?;
     let public_key = rcgen::SubjectPublicKeyInfo::from_der(request.spki_der)
         .map_err(|e| SignError::PublicKey(e.to_string()))?;
-    let cert = params
-        .signed_by(&public_key, signer)
-        .map_err(|e| SignError::Sign(e.to_string()))?;
+    let cert = params.signed_by(&public_key, signer).map_err(|e| match e {
+        rcgen::Error::RemoteKeyError => SignError::KeyUnavailable,
+        e => SignError::Sign(e.to_string()),
+    })?;
     Ok(SignedLeaf {
         der: cert.der().clone(),
         serial,
@@ -203,7 +207,7 @@ mod tests {
     }
 
     /// A root CA as the signer: the profile does not care which CA signs.
-    fn signer() -> (rcgen::Issuer<'static, KeyPair>, String) {
+    fn signer() -> (rcgen::Issuer<'static, crate::ca::CaKey>, String) {
         let root = new_root(
             "root",
             3650 * DAY,
@@ -214,7 +218,7 @@ mod tests {
         let cert = &crate::ca::cert::parse_pem_chain(root.cert_pem.as_bytes()).unwrap()[0];
         let key = crate::ca::keys::key_pair_from_pem(root.key_pem.as_bytes()).unwrap();
         (
-            crate::ca::ca_signer(&cert.der, key).unwrap(),
+            crate::ca::ca_signer(&cert.der, crate::ca::CaKey::Local(key)).unwrap(),
             cert.subject.clone(),
         )
     }

@@ -8,6 +8,7 @@ mod issuer;
 pub mod keys;
 mod leaf;
 mod signer;
+pub mod signing_key;
 mod store;
 pub mod verify;
 
@@ -15,6 +16,7 @@ pub use anchors::{AnchorError, TrustAnchors};
 pub use issuer::{Issuer, IssuerError, IssuerMaterial};
 pub use leaf::{LeafNames, LeafPolicy, SignError, SignedLeaf};
 pub use signer::ca_signer;
+pub use signing_key::{CaKey, ExternalKey, KeyResolver, NoExternalKeys};
 pub use store::{CaState, CaStore};
 
 use std::time::SystemTime;

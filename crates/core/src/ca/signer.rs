@@ -5,15 +5,15 @@
 //! (found by the `ca_pem` fuzz target: x509-parser reads OID 2.109.4 as arcs 3.9.4). Both
 //! are refused here with an error instead.
 
-use rcgen::KeyPair;
+use rcgen::SigningKey;
 use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Checks the CA certificate's subject, then builds the signer.
-pub fn ca_signer(
+pub fn ca_signer<K: SigningKey>(
     der: &CertificateDer<'_>,
-    key: KeyPair,
-) -> Result<rcgen::Issuer<'static, KeyPair>, String> {
+    key: K,
+) -> Result<rcgen::Issuer<'static, K>, String> {
     check_subject(der)?;
     rcgen::Issuer::from_ca_cert_der(der, key).map_err(|e| e.to_string())
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::remind::Reminder;
 use crate::metrics::{Metrics, Reload, ReloadLabels, Source};
-use certmint_core::ca::{CaState, CaStore, Issuer, IssuerMaterial, LeafNames, TrustAnchors};
+use certmint_core::ca::{
+    CaState, CaStore, Issuer, IssuerMaterial, KeyResolver, LeafNames, NoExternalKeys, TrustAnchors,
+};
 use certmint_core::clock::Clock;
 use certmint_core::digest::sha256;
 
@@ -59,6 +61,8 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     reporter: Arc<dyn ReloadReporter>,
+    /// Resolves issuer keys held outside certmint (PKCS#11 URIs).
+    keys: Arc<dyn KeyResolver>,
     state: Mutex<State>,
 }
 
@@ -86,8 +90,15 @@ impl Reloader {
             metrics,
             clock,
             reporter,
+            keys: Arc::new(NoExternalKeys),
             state: Mutex::new(state),
         }
+    }
+
+    /// Issuer keys may be PKCS#11 URIs that `keys` resolves.
+    pub fn with_keys(mut self, keys: Arc<dyn KeyResolver>) -> Self {
+        self.keys = keys;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -113,7 +124,13 @@ impl Reloader {
             }
             return;
         };
-        match Issuer::load(&material, &anchors, &self.probe, self.clock.now()) {
+        match Issuer::load_with(
+            &material,
+            &anchors,
+            &self.probe,
+            self.clock.now(),
+            self.keys.as_ref(),
+        ) {
             Ok(issuer) => self.apply(&mut st, source, issuer, material, anchors),
             Err(e) => self.reject_issuer(&mut st, source, digest, &e.to_string()),
         }
@@ -210,7 +227,9 @@ impl Reloader {
             return;
         }
         for material in candidates {
-            if let Ok(issuer) = Issuer::load(&material, &anchors, &self.probe, now) {
+            if let Ok(issuer) =
+                Issuer::load_with(&material, &anchors, &self.probe, now, self.keys.as_ref())
+            {
                 self.accept_anchors(&mut st, source, digest, anchors.clone());
                 if st.current.as_ref() != Some(&material) {
                     self.apply(&mut st, source, issuer, material, anchors);

@@ -1,0 +1,48 @@
+//! The `hsm:` section: which PKCS#11 module certmint loads and where its PIN is. Both come
+//! from the configuration only, never from an issuer Secret: whoever may write the Secret
+//! must not choose a library for certmint to load.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use certmint_core::settings::{SettingError, invalid};
+
+/// `hsm:` — keys in a PKCS#11 token (docs/operations.md, "Keys in an HSM").
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConfig {
+    /// The vendor's PKCS#11 library (`.so`).
+    pub module: PathBuf,
+    /// A file holding the token's user PIN (a mounted Secret); read at start and whenever
+    /// a login is needed.
+    pub pin_file: PathBuf,
+    /// Sessions kept open per token for signing: concurrent signatures at most.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+}
+
+fn default_sessions() -> usize {
+    8
+}
+
+impl HsmConfig {
+    pub fn validate(&self) -> Result<(), SettingError> {
+        if self.module.as_os_str().is_empty() {
+            return Err(invalid(
+                "hsm.module",
+                "is empty; name the PKCS#11 library (.so)",
+            ));
+        }
+        if self.pin_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "hsm.pin_file",
+                "is empty; name the file holding the PIN",
+            ));
+        }
+        if !(1..=256).contains(&self.sessions) {
+            return Err(invalid("hsm.sessions", "must be between 1 and 256"));
+        }
+        Ok(())
+    }
+}

@@ -138,7 +138,11 @@ mod tests {
         let before = shape(include_str!("metrics/exposition_before.txt"));
         let after = shape(&m.encode());
         let missing: Vec<_> = before.difference(&after).collect();
-        let added: Vec<_> = after.difference(&before).collect();
+        // Families added since, by later issues: the HSM's (issue 22).
+        let added: Vec<_> = after
+            .difference(&before)
+            .filter(|l| !l.contains("certmint_hsm_"))
+            .collect();
         assert!(missing.is_empty(), "no longer exported: {missing:#?}");
         assert!(added.is_empty(), "new in the exposition: {added:#?}");
     }

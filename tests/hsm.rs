@@ -10,15 +10,13 @@
 use certmint_testsupport as common;
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use certmint::app::Server;
 use certmint::config::Config;
-use certmint_core::ca::create::{CaMaterial, new_issuer_with};
-use certmint_core::ca::keys::key_pair_from_pem;
-use certmint_core::ca::{CaKey, ExternalKey};
-use certmint_hsm::{Curve, HsmConfig, HsmKeys};
-use common::softhsm::{SoftHsm, key_uri, softhsm};
+use certmint_core::ca::ExternalKey;
+use certmint_hsm::{Curve, HsmKeys};
+use common::softhsm::{SoftHsm, config, issuer_for, key_uri, softhsm};
 use common::*;
 use rustls_pki_types::CertificateDer;
 
@@ -37,18 +35,10 @@ fn hsm() -> Option<&'static Hsm> {
         let soft = softhsm()?;
         install_crypto();
         let token = soft.token("certmint");
-        let keys = HsmKeys::new(&hsm_config(soft), Arc::default()).unwrap();
+        let keys = HsmKeys::new(&config(soft, &soft.pin_file), Arc::default()).unwrap();
         Some(Hsm { soft, token, keys })
     })
     .as_ref()
-}
-
-fn hsm_config(soft: &SoftHsm) -> HsmConfig {
-    HsmConfig {
-        module: soft.module.clone(),
-        pin_file: soft.pin_file.clone(),
-        sessions: 8,
-    }
 }
 
 impl Hsm {
@@ -58,24 +48,9 @@ impl Hsm {
         Arc::new(self.keys.generate(&uri, Curve::P256).unwrap())
     }
 
-    /// An issuer certificate for `key` signed by `root`; the key file holds the URI.
-    fn issuer(&self, root: &pki::Ca, key: Arc<dyn ExternalKey>) -> CaMaterial {
-        let root_key = CaKey::Local(key_pair_from_pem(root.key_pem.as_bytes()).unwrap());
-        new_issuer_with(
-            &root.cert_pem,
-            root_key,
-            "hsm issuer",
-            Duration::from_secs(365 * 86400),
-            0,
-            CaKey::External(key),
-            SystemTime::now() - Duration::from_secs(60),
-        )
-        .unwrap()
-    }
-
     fn config(&self, files: &CaFiles) -> Config {
         let mut c = files.config();
-        c.hsm = Some(hsm_config(self.soft));
+        c.hsm = Some(config(self.soft, &self.soft.pin_file));
         c
     }
 }
@@ -85,7 +60,7 @@ fn layout(h: &Hsm, object: &str) -> (CaFiles, pki::Ca) {
     let files = CaFiles::new();
     let root = pki::Ca::root("hsm root");
     files.write_anchors(&root.cert_pem);
-    let issuer = h.issuer(&root, h.key(object));
+    let issuer = issuer_for(&root, h.key(object));
     files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
     (files, root)
 }
@@ -138,7 +113,7 @@ async fn refuses_a_missing_object_and_a_key_that_does_not_match_and_keeps_the_is
     let before = server.store.load().unwrap().issuer.digest();
 
     // A Secret naming an object the token does not hold.
-    let cert = h.issuer(&root, h.key("other")).cert_pem;
+    let cert = issuer_for(&root, h.key("other")).cert_pem;
     files.write_issuer(&cert, &key_uri(&h.token, "no-such-key"));
     // A certificate for one key, naming another.
     let store = server.store.clone();
@@ -168,7 +143,7 @@ async fn rotates_to_another_key_object() {
     let Some(h) = hsm() else { return };
     let (files, root) = layout(h, "rotate-a");
     let server = start_ready(h.config(&files)).await;
-    let next = h.issuer(&root, h.key("rotate-b"));
+    let next = issuer_for(&root, h.key("rotate-b"));
     files.write_issuer(&next.cert_pem, &next.key_pem);
     let store = server.store.clone();
     eventually(WAIT, "the new key object is in use", async || {

@@ -34,10 +34,9 @@ pub struct HsmKeys {
 impl HsmKeys {
     /// Loads and initialises the module (once per process).
     pub fn new(cfg: &HsmConfig, metrics: Arc<Metrics>) -> Result<Self, Fault> {
-        Ok(Self {
-            module: Module::get(cfg)?,
-            metrics,
-        })
+        let module = Module::get(cfg)?;
+        module.count_into(&metrics);
+        Ok(Self { module, metrics })
     }
 
     pub fn module(&self) -> &Arc<Module> {

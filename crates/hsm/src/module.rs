@@ -107,6 +107,8 @@ pub struct Module {
     busy: AtomicUsize,
     /// Keys in use: recovery succeeds only when each is found again.
     keys: Mutex<Vec<Weak<KeyUri>>>,
+    /// The metrics of every server using this module (recoveries are counted in each).
+    metrics: Mutex<Vec<Weak<crate::Metrics>>>,
 }
 
 static MODULES: OnceLock<Mutex<HashMap<PathBuf, Arc<Module>>>> = OnceLock::new();
@@ -136,6 +138,7 @@ impl Module {
             open: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
             keys: Mutex::default(),
+            metrics: Mutex::default(),
         });
         modules.insert(cfg.module.clone(), module.clone());
         Ok(module)
@@ -156,6 +159,13 @@ impl Module {
             self.open.load(Ordering::Acquire),
             self.busy.load(Ordering::Acquire),
         )
+    }
+
+    /// Recoveries are counted in `metrics` too.
+    pub(crate) fn count_into(&self, metrics: &Arc<crate::Metrics>) {
+        let mut all = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|m| m.strong_count() > 0);
+        all.push(Arc::downgrade(metrics));
     }
 
     /// Recovery will look for this key again.
@@ -235,6 +245,10 @@ impl Module {
                 Ok(()) => {
                     self.broken.store(false, Ordering::Release);
                     self.recovering.store(false, Ordering::Release);
+                    let metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+                    for m in metrics.iter().filter_map(Weak::upgrade) {
+                        m.recoveries.inc();
+                    }
                     tracing::info!(module = %self.path.display(), after = ?started.elapsed(), "HSM token reopened; signing again");
                     return;
                 }

@@ -127,3 +127,33 @@ impl SoftHsm {
 pub fn key_uri(token: &str, object: &str) -> String {
     format!("pkcs11:token={token};object={object}")
 }
+
+/// An issuer certificate for `key` (in a token) signed by `root`; its key file text is the
+/// key's URI.
+pub fn issuer_for(
+    root: &crate::pki::Ca,
+    key: std::sync::Arc<dyn certmint_core::ca::ExternalKey>,
+) -> certmint_core::ca::create::CaMaterial {
+    use certmint_core::ca::CaKey;
+    use std::time::{Duration, SystemTime};
+    let root_key = certmint_core::ca::keys::key_pair_from_pem(root.key_pem.as_bytes()).unwrap();
+    certmint_core::ca::create::new_issuer_with(
+        &root.cert_pem,
+        CaKey::Local(root_key),
+        "hsm issuer",
+        Duration::from_secs(365 * 86400),
+        0,
+        CaKey::External(key),
+        SystemTime::now() - Duration::from_secs(60),
+    )
+    .unwrap()
+}
+
+/// The `hsm:` settings for this module with the PIN in `pin_file`.
+pub fn config(soft: &SoftHsm, pin_file: &std::path::Path) -> certmint_hsm::HsmConfig {
+    certmint_hsm::HsmConfig {
+        module: soft.module.clone(),
+        pin_file: pin_file.to_owned(),
+        sessions: 8,
+    }
+}

@@ -12,12 +12,14 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::cli::describe::{CertView, duration_text, left_text};
+use crate::cli::hsm;
 use crate::config::parse_duration;
 use certmint_core::ca::cert::to_pem;
 use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
-use certmint_core::ca::create::{KeyType, generate_key, new_issuer, new_root};
+use certmint_core::ca::create::{KeyType, new_issuer_with, new_root_with};
 use certmint_core::ca::keys::key_pair_from_pem;
-use certmint_core::ca::{Issuer, IssuerMaterial, TrustAnchors, fmt_time};
+use certmint_core::ca::signing_key::external_reference;
+use certmint_core::ca::{CaKey, Issuer, IssuerMaterial, KeyResolver, TrustAnchors, fmt_time};
 use certmint_core::fsutil::read_bounded;
 use certmint_k8s::sources::files::MAX_PEM_BYTES;
 
@@ -48,6 +50,8 @@ enum CaCommand {
 struct RootArgs {
     #[command(flatten)]
     out: OutputFiles,
+    #[command(flatten)]
+    hsm: hsm::HsmArgs,
     /// Subject common name.
     #[arg(long, default_value = "root.linkerd.cluster.local")]
     name: String,
@@ -63,11 +67,14 @@ struct IssuerArgs {
     /// The signing CA's certificate (PEM), usually the trust anchor.
     #[arg(long)]
     ca_cert: PathBuf,
-    /// The signing CA's private key (PEM: PKCS#8, SEC1 or PKCS#1).
+    /// The signing CA's private key (PEM: PKCS#8, SEC1 or PKCS#1), or a PKCS#11 URI
+    /// (`pkcs11:token=LABEL;object=NAME`) of a key in a token.
     #[arg(long)]
-    ca_key: PathBuf,
+    ca_key: String,
     #[command(flatten)]
     out: OutputFiles,
+    #[command(flatten)]
+    hsm: hsm::HsmArgs,
     /// Subject common name.
     #[arg(long, default_value = "identity.linkerd.cluster.local")]
     name: String,
@@ -94,7 +101,9 @@ fn root(args: RootArgs, now: SystemTime) -> anyhow::Result<ExitCode> {
     check_name(&args.name)?;
     check_lifetime(args.lifetime)?;
     args.out.prepare()?;
-    let material = new_root(&args.name, args.lifetime, generate_key(args.key_type)?, now)
+    let keys = args.hsm.resolver(args.out.key_uri().is_some())?;
+    let key = hsm::new_key(keys.as_ref(), args.out.key_uri(), args.key_type)?;
+    let material = new_root_with(&args.name, args.lifetime, key, now)
         .context("cannot create the trust anchor")?;
     args.out.write(&material.cert_pem, &material.key_pem)?;
     print_created("trust anchor", &args.out, &material.cert_pem, now)
@@ -105,21 +114,36 @@ fn issuer(args: IssuerArgs, now: SystemTime) -> anyhow::Result<ExitCode> {
     check_lifetime(args.lifetime)?;
     args.out.prepare()?;
     let ca_cert_pem = read_text(&args.ca_cert, "--ca-cert")?;
-    let ca_key_pem = read_text(&args.ca_key, "--ca-key")?;
+    let ca_uri = external_reference(args.ca_key.as_bytes());
+    let keys = args
+        .hsm
+        .resolver(ca_uri.is_some() || args.out.key_uri().is_some())?;
+    let ca_key = match ca_uri {
+        Some(uri) => CaKey::from_key_file(uri.as_bytes(), hsm::resolver(keys.as_ref()))
+            .with_context(|| format!("--ca-key {uri}"))?,
+        None => {
+            let pem = read_text(Path::new(&args.ca_key), "--ca-key")?;
+            CaKey::Local(
+                key_pair_from_pem(pem.as_bytes())
+                    .with_context(|| format!("--ca-key {}", args.ca_key))?,
+            )
+        }
+    };
     let ca_chain = parse_pem_chain(ca_cert_pem.as_bytes()).map_err(|e| {
         anyhow::anyhow!(
             "--ca-cert {}: {e}; expected the PEM certificate of the signing CA",
             args.ca_cert.display()
         )
     })?;
-    check_signing_ca(&args, &ca_chain[0], &ca_key_pem, now)?;
-    let material = new_issuer(
+    check_signing_ca(&args, &ca_chain[0], &ca_key, now)?;
+    let key = hsm::new_key(keys.as_ref(), args.out.key_uri(), args.key_type)?;
+    let material = new_issuer_with(
         &ca_cert_pem,
-        &ca_key_pem,
+        ca_key,
         &args.name,
         args.lifetime,
         args.path_len,
-        generate_key(args.key_type)?,
+        key,
         now,
     )
     .context("cannot create the issuer")?;
@@ -131,7 +155,8 @@ fn issuer(args: IssuerArgs, now: SystemTime) -> anyhow::Result<ExitCode> {
     for c in ca_chain.iter().filter(|c| !c.self_signed) {
         cert_pem.push_str(&to_pem(&c.der));
     }
-    self_check(&ca_chain, &cert_pem, &material.key_pem, now)?;
+    let resolver = hsm::resolver(keys.as_ref());
+    self_check(&ca_chain, &cert_pem, &material.key_pem, resolver, now)?;
     args.out.write(&cert_pem, &material.key_pem)?;
     print_created("issuer", &args.out, &cert_pem, now)
 }
@@ -140,12 +165,10 @@ fn issuer(args: IssuerArgs, now: SystemTime) -> anyhow::Result<ExitCode> {
 fn check_signing_ca(
     args: &IssuerArgs,
     ca: &CertInfo,
-    ca_key_pem: &str,
+    key: &CaKey,
     now: SystemTime,
 ) -> anyhow::Result<()> {
-    let (cert_path, key_path) = (args.ca_cert.display(), args.ca_key.display());
-    let key =
-        key_pair_from_pem(ca_key_pem.as_bytes()).with_context(|| format!("--ca-key {key_path}"))?;
+    let (cert_path, key_path) = (args.ca_cert.display(), &args.ca_key);
     if key.public_key_raw() != ca.public_key.as_slice() {
         bail!(
             "--ca-key {key_path} does not belong to --ca-cert {cert_path}: pass the key created with that certificate"
@@ -196,6 +219,7 @@ fn self_check(
     ca_chain: &[CertInfo],
     cert_pem: &str,
     key_pem: &str,
+    keys: &dyn KeyResolver,
     now: SystemTime,
 ) -> anyhow::Result<()> {
     let Some(root) = ca_chain.iter().find(|c| c.self_signed) else {
@@ -207,11 +231,12 @@ fn self_check(
         key_pem: key_pem.as_bytes().to_vec(),
     };
     let naming = certmint_core::identity::Naming::new("linkerd", "cluster.local")?;
-    Issuer::load(
+    Issuer::load_with(
         &material,
         &anchors,
         &certmint_core::ca::probe_names(&naming),
         now,
+        keys,
     )
     .context("the new issuer failed validation (nothing was written)")?;
     Ok(())
@@ -225,12 +250,15 @@ fn print_created(
 ) -> anyhow::Result<ExitCode> {
     let info = &parse_pem_chain(cert_pem.as_bytes())?[0];
     let view = CertView::new(info, now);
+    let private = match out.key_uri() {
+        Some(uri) => format!("in the token: {uri} (sensitive, not extractable)"),
+        None => format!("{} (PKCS#8 PEM, mode 0600)", out.key),
+    };
     println!(
-        "created {what} {}\n  issuer       {}\n  certificate  {}\n  private key  {} (PKCS#8 PEM, mode 0600)\n  key          {}\n  CA           {}\n  valid until  {} ({})\n  sha256       {}",
+        "created {what} {}\n  issuer       {}\n  certificate  {}\n  private key  {private}\n  key          {}\n  CA           {}\n  valid until  {} ({})\n  sha256       {}",
         view.subject,
         view.issuer,
         out.cert.display(),
-        out.key.display(),
         view.key,
         view.ca_text(),
         view.not_after,

@@ -42,6 +42,8 @@ pub struct CheckArgs {
     kubernetes: bool,
     #[command(flatten)]
     kube: kube::KubeArgs,
+    #[command(flatten)]
+    hsm: crate::cli::hsm::HsmArgs,
     /// Warn (exit 1) when anything expires within this window.
     #[arg(long, default_value = "60d", value_parser = parse_duration)]
     warn_within: Duration,
@@ -71,6 +73,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         warn_within: args.warn_within,
         leaf_lifetime: args.lifetime,
         probe: certmint_core::ca::probe_names(&naming),
+        keys: args.hsm.boxed_resolver(&inputs.issuer.key_pem)?,
     };
     let mut report = evaluate(&inputs, &settings);
     if args.kubernetes {

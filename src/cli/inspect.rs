@@ -34,8 +34,22 @@ pub struct InspectArgs {
     /// Verify the chain against this PEM bundle of trust anchors.
     #[arg(long)]
     trust_anchors: Option<PathBuf>,
+    /// The first certificate's private key: a PEM file, or a PKCS#11 URI (or a file
+    /// holding one, as an issuer Secret's tls.key does) of a key in a token. Reports where
+    /// it is and whether it matches (exit 1 when not).
+    #[arg(long, value_name = "FILE|URI")]
+    key: Option<String>,
+    #[command(flatten)]
+    hsm: crate::cli::hsm::HsmArgs,
     #[arg(long, value_enum, default_value = "table")]
     output: OutputFormat,
+}
+
+/// Where the first certificate's key is, and whether it matches.
+#[derive(Debug, Serialize)]
+struct KeyCheck {
+    location: String,
+    matches: bool,
 }
 
 /// Everything `inspect` reports.
@@ -47,6 +61,8 @@ struct Report {
     certificates: Vec<CertView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verification: Option<verify::Verification>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<KeyCheck>,
 }
 
 /// Exit 0 when shown (and verified, if asked), 1 when the chain does not verify.
@@ -71,18 +87,49 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Some(verify::verify(&certs, path, name.as_deref(), now)?),
         None => None,
     };
+    let key = match &args.key {
+        Some(key) => Some(key_check(key, &args.hsm, &certs[0])?),
+        None => None,
+    };
     let report = Report {
         source,
         tls,
         certificates: certs.iter().map(|c| CertView::new(c, now)).collect(),
         verification,
+        key,
     };
     match args.output {
         OutputFormat::Table => print!("{}", table(&report)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
-    let failed = report.verification.as_ref().is_some_and(|v| !v.verified);
+    let failed = report.verification.as_ref().is_some_and(|v| !v.verified)
+        || report.key.as_ref().is_some_and(|k| !k.matches);
     Ok(ExitCode::from(u8::from(failed)))
+}
+
+/// Opens the key `--key` names (a file, a URI, or a file holding a URI).
+fn key_check(
+    key: &str,
+    hsm: &crate::cli::hsm::HsmArgs,
+    cert: &CertInfo,
+) -> anyhow::Result<KeyCheck> {
+    use certmint_core::ca::CaKey;
+    use certmint_core::ca::signing_key::external_reference;
+    let bytes = match external_reference(key.as_bytes()) {
+        Some(uri) => uri.as_bytes().to_vec(),
+        None => read_bounded(Path::new(key), MAX_PEM_BYTES)
+            .with_context(|| format!("cannot read --key {key}"))?,
+    };
+    let keys = hsm.boxed_resolver(&bytes)?;
+    let opened =
+        CaKey::from_key_file(&bytes, keys.as_ref()).with_context(|| format!("--key {key}"))?;
+    Ok(KeyCheck {
+        location: opened.location().map_or_else(
+            || format!("in memory, from {key}"),
+            |at| format!("in an HSM: {at}"),
+        ),
+        matches: opened.public_key_raw() == cert.public_key.as_slice(),
+    })
 }
 
 /// PEM certificates, or a single DER certificate.
@@ -136,6 +183,13 @@ fn table(r: &Report) -> String {
     }
     if let Some(v) = &r.verification {
         out += &v.line();
+    }
+    if let Some(k) = &r.key {
+        let verdict = match k.matches {
+            true => "matches certificate 1",
+            false => "does NOT match certificate 1: it belongs to another certificate",
+        };
+        out += &format!("private key {}: {verdict}\n", k.location);
     }
     out
 }

@@ -6,6 +6,7 @@ pub mod certify;
 pub mod check;
 mod describe;
 pub mod dev;
+mod hsm;
 mod inspect;
 mod serve;
 

@@ -491,7 +491,7 @@ fn login(session: &Session, pin: &str) -> Result<(), Fault> {
             match f.kind {
                 ErrorKind::PinIncorrect => Err(Fault::new(
                     ErrorKind::PinIncorrect,
-                    "the token refused the PIN in hsm.pin_file; fix the file (certmint does not retry a refused PIN)",
+                    "the token refused the PIN in the PIN file (hsm.pin_file, --pin-file); fix the file: a refused PIN is never retried",
                 )),
                 _ => Err(f),
             }

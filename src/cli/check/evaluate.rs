@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::cli::describe::{CertView, duration_text, left_text, whole_seconds};
+use certmint_core::ca::CaKey;
 use certmint_core::ca::cert::{CertInfo, parse_pem_chain};
-use certmint_core::ca::keys::key_pair_from_pem;
 use certmint_core::ca::{Issuer, IssuerError, IssuerMaterial, LeafNames, TrustAnchors, fmt_time};
 use certmint_core::digest::unix_seconds;
 
@@ -58,6 +58,8 @@ pub struct Settings {
     pub warn_within: Duration,
     pub leaf_lifetime: Duration,
     pub probe: LeafNames,
+    /// Resolves a `pkcs11:` issuer key (`--pkcs11-module`, `--pin-file`).
+    pub keys: Box<dyn certmint_core::ca::KeyResolver>,
 }
 
 /// The outcome: certificates, findings (worst last) and the overall severity.
@@ -205,7 +207,7 @@ impl Checker<'_> {
     }
 
     fn issuer_key(&mut self, inputs: &Inputs, cert: &CertInfo) -> bool {
-        match key_pair_from_pem(&inputs.issuer.key_pem) {
+        match CaKey::from_key_file(&inputs.issuer.key_pem, self.s.keys.as_ref()) {
             Err(e) => {
                 let msg = format!("{}: {e}", inputs.issuer_source);
                 self.add(Severity::Error, "issuer key", msg);
@@ -216,8 +218,12 @@ impl Checker<'_> {
                 self.add(Severity::Error, "issuer key", msg);
                 false
             }
-            Ok(_) => {
-                self.add(Severity::Ok, "issuer key", "matches the issuer certificate");
+            Ok(key) => {
+                let msg = match key.location() {
+                    Some(at) => format!("in an HSM ({at}); matches the issuer certificate"),
+                    None => "matches the issuer certificate".to_owned(),
+                };
+                self.add(Severity::Ok, "issuer key", msg);
                 true
             }
         }
@@ -253,7 +259,8 @@ impl Checker<'_> {
 
     /// The server's own validation, then whether the chain outlives a leaf.
     fn chain(&mut self, material: &IssuerMaterial, anchors: &TrustAnchors) {
-        match Issuer::load(material, anchors, &self.s.probe, self.s.now) {
+        let keys = self.s.keys.as_ref();
+        match Issuer::load_with(material, anchors, &self.s.probe, self.s.now, keys) {
             Ok(issuer) => {
                 let anchor = anchor_of(&issuer, anchors);
                 let msg = format!(
@@ -373,6 +380,7 @@ mod tests {
             warn_within: 60 * DAY,
             leaf_lifetime: DAY,
             probe: certmint_core::ca::probe_names(&naming),
+            keys: Box::new(certmint_core::ca::NoExternalKeys),
         };
         evaluate(&inputs, &settings)
     }

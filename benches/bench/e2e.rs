@@ -4,7 +4,8 @@
 //! checkpoints), runs the c64 one-connection case right after the plaintext one, round
 //! after round, for the audit cost ratio (issue 12); a fourth, plaintext with Istio's API
 //! on, runs the same case through CreateCertificate (PEM in and out) for the Istio/Linkerd
-//! ratio (issue 13).
+//! ratio (issue 13); a fifth, where SoftHSM2 is installed, signs with an issuer key inside
+//! a token (issue 22) for the HSM/in-memory ratio.
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ const PLAIN: usize = 0;
 const TLS: usize = 1;
 const AUDIT: usize = 2;
 const ISTIO: usize = 3;
+const HSM: usize = 4;
 /// Istio's default token audience.
 const ISTIO_AUDIENCE: &str = "istio-ca";
 
@@ -32,12 +34,16 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
     // Both servers run side by side and the cases alternate between them, round after
     // round, so that a slow spell of this VM does not land on one mode only.
     let audit_dir = tempfile::tempdir().expect("audit dir");
-    let envs = [
+    let mut envs = vec![
         InProcess::start(pki, false, |_| {}),
         InProcess::start(pki, true, |_| {}),
         InProcess::start(pki, false, |c| audit_on(c, audit_dir.path())),
         InProcess::start(pki, false, |c| c.istio.enabled = true),
     ];
+    if let Some(soft) = crate::common::softhsm::softhsm() {
+        envs.push(InProcess::start(pki, false, |c| hsm_on(c, soft, pki)));
+    }
+    let hsm = envs.len() > HSM;
     let istio_csrs = super::fixtures::istio_csr_pool(csrs.len());
     let tokens: Vec<Vec<u8>> = envs
         .iter()
@@ -57,15 +63,15 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
     let mut ratios = Ratios::default();
     for round in 0..rounds {
         let fc = floor::measure(Duration::from_millis(if opts.quick { 200 } else { 500 }));
-        let mut c64 = [0.0; 4];
+        let mut c64 = [0.0; 5];
         for (i, (concurrency, conns)) in CASES.into_iter().enumerate() {
             // Audit on and off alternate which goes first, round by round.
             let modes: &[usize] = match ((concurrency, conns), round % 2) {
-                ((64, 1), 0) => &[PLAIN, AUDIT, ISTIO, TLS],
-                ((64, 1), _) => &[ISTIO, AUDIT, PLAIN, TLS],
+                ((64, 1), 0) => &[PLAIN, AUDIT, ISTIO, HSM, TLS],
+                ((64, 1), _) => &[HSM, ISTIO, AUDIT, PLAIN, TLS],
                 _ => &[PLAIN, TLS],
             };
-            for &m in modes {
+            for &m in modes.iter().filter(|&&m| m != HSM || hsm) {
                 let pool = if m == ISTIO { &istio_csrs } else { csrs };
                 let mut run = spec(opts, &envs[m], &tokens[m], pool, i, concurrency, conns);
                 run.istio = m == ISTIO;
@@ -87,6 +93,9 @@ pub fn run(opts: &Options, pki: &Pki, csrs: &[Vec<u8>]) -> (Vec<Row>, Vec<Target
         ratios.tls.push(c64[TLS] / c64[PLAIN]);
         ratios.audit.push(c64[AUDIT] / c64[PLAIN]);
         ratios.istio.push(c64[ISTIO] / c64[PLAIN]);
+        if hsm {
+            ratios.hsm.push(c64[HSM] / c64[PLAIN]);
+        }
     }
     // Rows by mode, then case; each shows its median run (by throughput).
     runs.sort_by_key(|((m, c, n), _)| (*m, *c, *n));
@@ -121,6 +130,28 @@ struct Ratios {
     audit: Vec<f64>,
     /// Istio's CreateCertificate / Linkerd's Certify, plaintext c64.
     istio: Vec<f64>,
+    /// Issuer key in SoftHSM / in memory, plaintext c64.
+    hsm: Vec<f64>,
+}
+
+/// The issuer's key inside a SoftHSM token: a key generated there, an issuer certificate
+/// for it signed by the bench root, the issuer file naming the key by its URI.
+pub(super) fn hsm_on(
+    c: &mut certmint::config::Config,
+    soft: &crate::common::softhsm::SoftHsm,
+    pki: &Pki,
+) {
+    use crate::common::softhsm::{config, issuer_for, key_uri};
+    let hsm = config(soft, &soft.pin_file);
+    let keys = certmint_hsm::HsmKeys::new(&hsm, std::sync::Arc::default()).expect("SoftHSM");
+    let token = soft.token("bench");
+    let key = keys
+        .generate(&key_uri(&token, "issuer"), certmint_hsm::Curve::P256)
+        .expect("a key in the token");
+    let issuer = issuer_for(&pki.root, std::sync::Arc::new(key));
+    std::fs::write(c.issuer.dir.join("tls.crt"), &issuer.cert_pem).expect("issuer cert");
+    std::fs::write(c.issuer.dir.join("tls.key"), &issuer.key_pem).expect("issuer key URI");
+    c.hsm = Some(hsm);
 }
 
 /// The audit trail as the chart runs it: a file sink, checkpoints signed with Ed25519.
@@ -171,6 +202,7 @@ fn case_name(mode: usize, concurrency: usize, conns: usize) -> String {
         TLS => "TLS",
         AUDIT => "plaintext+audit",
         ISTIO => "plaintext, Istio API",
+        HSM => "plaintext, HSM issuer key",
         _ => "plaintext",
     };
     let conns = if conns == 1 {
@@ -244,8 +276,15 @@ fn targets(results: &Results, ratios: &Ratios) -> Vec<Target> {
             &ratios.istio,
             0.9,
         ),
+        (
+            "e2e HSM issuer key (SoftHSM) c64 ≥ 0.7 × in memory (hsm/memory)",
+            &ratios.hsm,
+            0.7,
+        ),
     ] {
-        t.push(Target::at_least(name, median(ratio.clone()), limit, "x"));
+        if !ratio.is_empty() {
+            t.push(Target::at_least(name, median(ratio.clone()), limit, "x"));
+        }
     }
     for (m, mode) in [(PLAIN, "plaintext"), (TLS, "TLS")] {
         if let Some(o) = find(results, m, 64) {

@@ -26,13 +26,17 @@ pub fn run(opts: &Options, case: &str) -> Result<(), String> {
             let mut step = certifier_step(&pki, &csrs);
             move |_| step()
         }),
-        "plaintext" | "tls" | "audit" | "istio" => {
+        "plaintext" | "tls" | "audit" | "istio" | "hsm" => {
             // `audit`: plaintext with the audit trail as the e2e section runs it; `istio`:
             // plaintext through Istio's CreateCertificate.
             let audit_dir = tempfile::tempdir().expect("audit dir");
             let env = InProcess::start(&pki, case == "tls", |c| {
                 if case == "audit" {
                     e2e::audit_on(c, audit_dir.path());
+                }
+                if case == "hsm" {
+                    let soft = crate::common::softhsm::softhsm().expect("SoftHSM2 installed");
+                    e2e::hsm_on(c, soft, &pki);
                 }
                 c.istio.enabled = case == "istio";
             });

@@ -204,8 +204,16 @@ for cm_ in by_kind.get("ConfigMap", []):
 if config is None:
     err("no ConfigMap with config.yaml")
 else:
-    if set(config) != CONFIG_KEYS:
-        err(f"config keys {sorted(set(config) ^ CONFIG_KEYS)} differ from the contract")
+    if set(config) - {"hsm"} != CONFIG_KEYS:
+        err(f"config keys {sorted((set(config) - {'hsm'}) ^ CONFIG_KEYS)} differ from the contract")
+    if "hsm" in config:
+        hsm = config["hsm"]
+        if set(hsm) != {"module", "pin_file", "sessions"}:
+            err(f"hsm keys {sorted(hsm)} differ from the contract")
+        mounts = [m["mountPath"] for d in by_kind.get("Deployment", [])
+                  for c in d["spec"]["template"]["spec"]["containers"] for m in c.get("volumeMounts", [])]
+        if not any(hsm["pin_file"].startswith(m + "/") for m in mounts):
+            err("hsm.pin_file is not on a mounted volume (the PIN Secret)")
     if config["issuer"]["source"] != "kubernetes" or config["trust_anchors"]["source"] != "kubernetes":
         err("issuer and trust anchors must come from Kubernetes in the chart")
     sn = config["tls"]["server_name"]
@@ -421,6 +429,7 @@ main() {
   run_scenario local-verification-off certmint -f "$CHART/ci/default-values.yaml" \
     --set authn.kubernetes.localVerification=off
   run_scenario istio certmint -f "$CHART/ci/istio-values.yaml" "${ANCHOR_ARGS[@]}"
+  run_scenario hsm certmint -f "$CHART/ci/hsm-values.yaml"
 
   printf '\n--- negative cases ---\n'
   must_fail "typo in a values key (issuer.extrnal)" --set issuer.extrnal=true
@@ -433,6 +442,9 @@ main() {
   must_fail "grace period not above shutdown_grace" --set terminationGracePeriodSeconds=25
   must_fail "authn.mode outside kubernetes|jwt" --set authn.mode=oidc
   must_fail "authn.kubernetes.localVerification outside off|fallback|first" --set authn.kubernetes.localVerification=always
+  must_fail "hsm.enabled without hsm.pinSecret" --set hsm.enabled=true
+  must_fail "hsm.module not an absolute path" --set hsm.enabled=true --set hsm.pinSecret=p \
+    --set hsm.module=libsofthsm2.so
   must_fail "istio.trustedNodeAccounts entry not NAMESPACE/NAME" --set istio.enabled=true \
     --set 'istio.trustedNodeAccounts[0]=ztunnel'
   SUMMARY+=("negative cases: $NEGATIVE invalid value sets checked")

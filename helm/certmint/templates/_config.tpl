@@ -65,6 +65,12 @@ limits:
   preface_timeout: {{ .Values.limits.prefaceTimeout | quote }}
   max_connections: {{ int .Values.limits.maxConnections }}
   max_header_list_size: {{ int .Values.limits.maxHeaderListSize }}
+{{- if .Values.hsm.enabled }}
+hsm:
+  module: {{ .Values.hsm.module | quote }}
+  pin_file: /var/run/certmint/hsm-pin/pin
+  sessions: {{ int .Values.hsm.sessions }}
+{{- end }}
 audit:
   enabled: {{ .Values.audit.enabled }}
   on_failure: {{ .Values.audit.onFailure | quote }}

@@ -209,5 +209,10 @@ fn a_generated_key_is_sensitive_and_never_extractable_seen_from_outside() {
         .unwrap_or_else(|| panic!("no Access line in {text}"));
     assert!(access.contains("always sensitive"), "{access}");
     assert!(access.contains("never extractable"), "{access}");
-    assert!(!text.contains("extractable,") || access.contains("never extractable"));
+    // A CA key signs and does nothing else.
+    let usage = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no Usage line in {text}"));
+    assert_eq!(usage.split_once(':').unwrap().1.trim(), "sign", "{usage}");
 }

@@ -34,6 +34,10 @@ pub struct DevArgs {
     /// Serve TLS with a self-issued certificate instead of plaintext.
     #[arg(long)]
     tls: bool,
+    /// With both: the issuer's tls.key in DIR may be a `pkcs11:` URI of a key in a token
+    /// (docs/operations.md §12).
+    #[command(flatten)]
+    hsm: crate::cli::hsm::HsmArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,7 +99,8 @@ pub async fn run(args: DevArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
     crate::telemetry::init(log_format);
     let paths = DevPaths::new(&args.dir);
     ensure_material(&paths)?;
-    let config = dev_config(&paths, args.listen, args.admin_listen, args.tls);
+    let mut config = dev_config(&paths, args.listen, args.admin_listen, args.tls);
+    config.hsm = args.hsm.config();
     let server = Server::start(config).await?;
     print_instructions(
         &args.dir,

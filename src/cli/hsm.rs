@@ -24,6 +24,15 @@ pub(crate) struct HsmArgs {
 }
 
 impl HsmArgs {
+    /// The `hsm:` settings when both flags are given.
+    pub fn config(&self) -> Option<HsmConfig> {
+        Some(HsmConfig {
+            module: self.pkcs11_module.clone()?,
+            pin_file: self.pin_file.clone()?,
+            sessions: 8,
+        })
+    }
+
     /// The token's keys, when the ceremony names one; else a resolver refusing URIs.
     pub fn resolver(&self, needed: bool) -> anyhow::Result<Option<HsmKeys>> {
         if !needed {

@@ -43,9 +43,13 @@ pub fn generate(
         if let Some(id) = &uri.id {
             naming.push(Attribute::Id(id.clone()));
         }
+        // A CA key signs and does nothing else.
         let mut public = vec![
             Attribute::Token(true),
             Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Derive(false),
             Attribute::EcParams(params.clone()),
         ];
         public.extend(naming.iter().cloned());
@@ -55,6 +59,9 @@ pub fn generate(
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
         ];
         private.extend(naming);
         s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)

@@ -142,9 +142,10 @@ pub(super) fn hsm_on(
     pki: &Pki,
 ) {
     use crate::common::softhsm::{config, issuer_for, key_uri};
+    // The token first: a process's module sees only the tokens present at its start.
+    let token = soft.token("bench");
     let hsm = config(soft, &soft.pin_file);
     let keys = certmint_hsm::HsmKeys::new(&hsm, std::sync::Arc::default()).expect("SoftHSM");
-    let token = soft.token("bench");
     let key = keys
         .generate(&key_uri(&token, "issuer"), certmint_hsm::Curve::P256)
         .expect("a key in the token");

@@ -66,6 +66,10 @@ pub struct HsmKey {
     uri: Arc<KeyUri>,
     curve: Curve,
     public: Vec<u8>,
+    /// The private key's handle and the module generation it was found under: reused
+    /// only within that generation (a fault starts a new one, and the key is looked up
+    /// again).
+    handle: std::sync::Mutex<Option<(u64, ObjectHandle)>>,
     metrics: Arc<Metrics>,
     errors: Arc<Repeated>,
 }
@@ -85,6 +89,7 @@ impl HsmKey {
             uri,
             curve,
             public,
+            handle: std::sync::Mutex::new(None),
             metrics,
             errors: Repeated::new(
                 "HSM signature failures",
@@ -100,6 +105,19 @@ impl HsmKey {
 
     pub fn curve(&self) -> Curve {
         self.curve
+    }
+
+    /// The private key's handle under `generation`, looked up once per generation.
+    fn handle(&self, session: &Session, generation: u64) -> Result<ObjectHandle, Fault> {
+        let cached = *self.handle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, h)) = cached
+            && g == generation
+        {
+            return Ok(h);
+        }
+        let h = find_private(session, &self.uri)?;
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, h));
+        Ok(h)
     }
 
     fn count(&self, result: SignResult) {
@@ -128,8 +146,8 @@ impl ExternalKey for HsmKey {
             return Err("the HSM token is unavailable; reconnecting".into());
         }
         let digest = self.curve.digest(msg);
-        let signed = self.module.with_session(&self.uri, |s| {
-            let key = find_private(s, &self.uri)?;
+        let signed = self.module.with_session(&self.uri, |s, generation| {
+            let key = self.handle(s, generation)?;
             s.sign(&Mechanism::Ecdsa, key, &digest)
                 .map_err(|e| Fault::from_ck("signing", e))
         });

@@ -105,6 +105,9 @@ pub struct Module {
     freed: Condvar,
     open: AtomicUsize,
     busy: AtomicUsize,
+    /// Signatures waiting for a session (`freed` is notified only when there are some:
+    /// a notification is a system call).
+    waiting: AtomicUsize,
     /// Keys in use: recovery succeeds only when each is found again.
     keys: Mutex<Vec<Weak<KeyUri>>>,
     /// The metrics of every server using this module (recoveries are counted in each).
@@ -137,6 +140,7 @@ impl Module {
             freed: Condvar::new(),
             open: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             keys: Mutex::default(),
             metrics: Mutex::default(),
         });
@@ -175,13 +179,14 @@ impl Module {
         keys.push(Arc::downgrade(key));
     }
 
-    /// Runs `f` on a logged-in session of `uri`'s token. Any error marks the module
+    /// Runs `f` on a logged-in session of `uri`'s token, with the generation of this
+    /// initialisation (what handles found under it may be cached by). Any error marks the module
     /// broken and starts recovery (the same codes mean "token gone", "logged out" and
     /// "object deleted", so nothing of this initialisation is trusted afterwards).
     pub(crate) fn with_session<T>(
         self: &Arc<Self>,
         uri: &KeyUri,
-        f: impl FnOnce(&Session) -> Result<T, Fault>,
+        f: impl FnOnce(&Session, u64) -> Result<T, Fault>,
     ) -> Result<T, Fault> {
         if !self.available() {
             return Err(Fault::new(
@@ -192,7 +197,7 @@ impl Module {
         let ctx = self.ctx.read().unwrap_or_else(|e| e.into_inner());
         let result = self.take(&ctx, uri).and_then(|pooled| {
             self.busy.fetch_add(1, Ordering::AcqRel);
-            let out = f(&pooled.session);
+            let out = f(&pooled.session, pooled.generation);
             self.busy.fetch_sub(1, Ordering::AcqRel);
             match out {
                 Ok(v) => {
@@ -202,7 +207,7 @@ impl Module {
                 Err(e) => {
                     drop(pooled);
                     self.open.fetch_sub(1, Ordering::AcqRel);
-                    self.freed.notify_one();
+                    self.wake();
                     Err(e)
                 }
             }
@@ -355,11 +360,13 @@ impl Module {
                     ),
                 ));
             }
+            self.waiting.fetch_add(1, Ordering::AcqRel);
             idle = self
                 .freed
                 .wait_timeout(idle, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -367,7 +374,13 @@ impl Module {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.push(pooled);
         drop(idle);
-        self.freed.notify_one();
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.freed.notify_one();
+        }
     }
 
     /// Opens a session during normal signing: login state is shared, so only the first

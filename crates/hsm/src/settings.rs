@@ -17,13 +17,15 @@ pub struct HsmConfig {
     /// A file holding the token's user PIN (a mounted Secret); read at start and whenever
     /// a login is needed.
     pub pin_file: PathBuf,
-    /// Sessions kept open per token for signing: concurrent signatures at most.
+    /// Sessions kept open per token for signing: concurrent signatures at most. Default:
+    /// the number of CPUs, at least 8 (signing runs on the server's worker threads, one
+    /// per CPU, so no worker ever waits for a session).
     #[serde(default = "default_sessions")]
     pub sessions: usize,
 }
 
-fn default_sessions() -> usize {
-    8
+pub fn default_sessions() -> usize {
+    std::thread::available_parallelism().map_or(8, |n| n.get().max(8))
 }
 
 impl HsmConfig {

@@ -13,7 +13,8 @@ usage: cargo bench --bench certmint -- [OPTIONS]
   --wait-quiet SECS  before each section, wait up to SECS for other processes to leave
                      the CPU alone (< 0.1 core for 3 s)
   --profile CASE     no report: run one case for --count iterations, for perf or
-                     callgrind (CASE: pipeline, certifier, plaintext, tls, audit, istio, hsm)
+                     callgrind (CASE: pipeline, certifier, plaintext, tls, audit, istio, hsm,
+                     hsm-sign, memory-sign)
   --count N          iterations for --profile (default 20000)
   --help             this text";
 

@@ -68,8 +68,50 @@ pub fn run(opts: &Options, case: &str) -> Result<(), String> {
             });
             eprintln!("{} ok, {} errors, {:.0}/s", out.ok, out.errors, out.rate());
         }
+        "hsm-sign" | "memory-sign" => sign_only(case == "hsm-sign", n),
         other => return Err(format!("unknown --profile case {other:?}")),
     }
     eprintln!("{case}: {n} iterations in {:.2?}", start.elapsed());
     Ok(())
+}
+
+/// Issuer-key signatures alone, from one thread per CPU: SoftHSM through certmint's session
+/// pool (`hsm-sign`) or aws-lc in memory (`memory-sign`), to see what a signature costs
+/// apart from the rest of Certify.
+fn sign_only(hsm: bool, n: usize) {
+    use certmint_core::ca::{CaKey, ExternalKey};
+    use rcgen::SigningKey;
+    let key: CaKey = match hsm {
+        true => {
+            use crate::common::softhsm::{config, key_uri, softhsm};
+            let soft = softhsm().expect("SoftHSM2 installed");
+            let token = soft.token("sign");
+            let keys =
+                certmint_hsm::HsmKeys::new(&config(soft, &soft.pin_file), Default::default())
+                    .expect("SoftHSM");
+            let key = keys
+                .generate(&key_uri(&token, "k"), certmint_hsm::Curve::P256)
+                .expect("key");
+            CaKey::External(std::sync::Arc::new(key) as std::sync::Arc<dyn ExternalKey>)
+        }
+        false => CaKey::Local(rcgen::KeyPair::generate().expect("key")),
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for i in 0..n / threads {
+                    key.sign(format!("tbs {i}").as_bytes()).expect("signature");
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{} signatures on {threads} threads: {:.0}/s ({:.1} µs of wall time per signature per thread)",
+        n,
+        n as f64 / secs,
+        secs * 1e6 * threads as f64 / n as f64
+    );
 }

@@ -84,6 +84,13 @@ impl HsmKey {
         })?;
         let uri = Arc::new(uri);
         module.track(&uri);
+        let errors = Repeated::new(
+            "HSM signature failures",
+            tracing::Level::WARN,
+            certmint_core::logsum::INTERVAL,
+        );
+        // One summary line per interval with the count (inside a runtime; the CLI has none).
+        errors.spawn_flusher();
         Ok(Self {
             module,
             uri,
@@ -91,11 +98,7 @@ impl HsmKey {
             public,
             handle: std::sync::Mutex::new(None),
             metrics,
-            errors: Repeated::new(
-                "HSM signature failures",
-                tracing::Level::WARN,
-                certmint_core::logsum::INTERVAL,
-            ),
+            errors,
         })
     }
 

@@ -10,7 +10,8 @@ use der::Encode;
 
 use crate::key::{Curve, HsmKey};
 use crate::metrics::{ErrorKind, Metrics};
-use crate::module::{Fault, Module, first_object};
+use crate::module::{Fault, Module};
+use crate::objects::first_object;
 use crate::uri::KeyUri;
 
 /// Generates an EC key pair named as `uri` says (its `object` label and/or `id`) and

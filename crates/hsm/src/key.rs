@@ -17,7 +17,8 @@ use certmint_core::ca::ExternalKey;
 use certmint_core::logsum::Repeated;
 
 use crate::metrics::{ErrorKind, KindLabel, Metrics, ResultLabel, SignResult};
-use crate::module::{Fault, Module, first_object};
+use crate::module::{Fault, Module};
+use crate::objects::{find_private, first_object};
 use crate::uri::KeyUri;
 
 const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
@@ -180,14 +181,6 @@ impl ExternalKey for HsmKey {
     fn location(&self) -> String {
         self.uri.to_string()
     }
-}
-
-/// The private key `uri` names; it must be one EC key that may sign.
-pub(crate) fn find_private(session: &Session, uri: &KeyUri) -> Result<ObjectHandle, Fault> {
-    first_object(session, uri, ObjectClass::PRIVATE_KEY)?.ok_or_else(|| Fault {
-        kind: ErrorKind::KeyMissing,
-        message: format!("no private key {uri} on the token"),
-    })
 }
 
 /// The curve and the uncompressed point of the public key object beside the private key.

@@ -7,10 +7,12 @@
 // A panic on a request path takes the CA down (STYLE.md); tests may unwrap.
 #![warn(clippy::unwrap_used)]
 
+mod fault;
 pub mod generate;
 pub mod key;
 pub mod metrics;
 pub mod module;
+mod objects;
 pub mod settings;
 pub mod uri;
 

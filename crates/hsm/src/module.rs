@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
+pub use crate::fault::Fault;
 use crate::metrics::ErrorKind;
+use crate::objects::find_private;
 use crate::settings::HsmConfig;
 use crate::uri::KeyUri;
 
@@ -33,50 +34,6 @@ const POOL_WAIT: Duration = Duration::from_secs(2);
 /// Recovery backoff: first wait and ceiling.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(10);
-
-/// What went wrong, with the kind for metrics. The message never holds the PIN.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Fault {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-impl Fault {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// Classifies a module error (`what` = the operation).
-    pub(crate) fn from_ck(what: &str, e: CkError) -> Self {
-        let kind = match &e {
-            CkError::Pkcs11(rv, _) => match rv {
-                RvError::PinIncorrect
-                | RvError::PinInvalid
-                | RvError::PinLenRange
-                | RvError::PinExpired
-                | RvError::PinLocked => ErrorKind::PinIncorrect,
-                RvError::UserNotLoggedIn => ErrorKind::LoggedOut,
-                RvError::ObjectHandleInvalid
-                | RvError::KeyHandleInvalid
-                | RvError::SessionHandleInvalid
-                | RvError::SessionClosed
-                | RvError::TokenNotPresent
-                | RvError::TokenNotRecognized
-                | RvError::DeviceRemoved
-                | RvError::DeviceError
-                | RvError::SlotIdInvalid
-                | RvError::CryptokiNotInitialized => ErrorKind::TokenGone,
-                _ => ErrorKind::Module,
-            },
-            _ => ErrorKind::Module,
-        };
-        Self::new(kind, format!("{what}: {e}"))
-    }
-}
 
 /// The library and what holds for this initialisation of it.
 struct Ctx {
@@ -318,7 +275,7 @@ impl Module {
     fn find_all(&self, ctx: &mut Ctx, keys: &[Arc<KeyUri>]) -> Result<(), Fault> {
         for key in keys {
             let session = self.open_session(ctx, key)?;
-            crate::key::find_private(&session, key)?;
+            find_private(&session, key)?;
         }
         Ok(())
     }
@@ -509,38 +466,5 @@ fn login(session: &Session, pin: &str) -> Result<(), Fault> {
                 _ => Err(f),
             }
         }
-    }
-}
-
-/// The search template for `uri`'s object of `class`.
-pub(crate) fn template(uri: &KeyUri, class: ObjectClass) -> Vec<Attribute> {
-    let mut t = vec![Attribute::Class(class)];
-    if let Some(label) = &uri.object {
-        t.push(Attribute::Label(label.as_bytes().to_vec()));
-    }
-    if let Some(id) = &uri.id {
-        t.push(Attribute::Id(id.clone()));
-    }
-    t
-}
-
-pub(crate) fn first_object(
-    session: &Session,
-    uri: &KeyUri,
-    class: ObjectClass,
-) -> Result<Option<ObjectHandle>, Fault> {
-    let found = session
-        .find_objects(&template(uri, class))
-        .map_err(|e| Fault::from_ck("finding the key", e))?;
-    match found.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(*one)),
-        _ => Err(Fault::new(
-            ErrorKind::KeyMissing,
-            format!(
-                "{uri} matches {} objects; name one key (add id=)",
-                found.len()
-            ),
-        )),
     }
 }

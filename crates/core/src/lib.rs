@@ -17,3 +17,4 @@ pub mod impersonation;
 pub mod labels;
 pub mod logsum;
 pub mod settings;
+pub mod trust;

@@ -11,3 +11,4 @@ pub mod client;
 pub mod metrics;
 pub mod pods;
 pub mod sources;
+pub mod trust;

@@ -65,6 +65,19 @@ pub struct Hold {
     pub sample: Vec<String>,
 }
 
+/// What the reloader asks before it activates an issuer whose chain ends at another anchor
+/// than the active one's.
+pub trait TrustGate: Send + Sync {
+    /// `Some` while an issuer chaining to `anchor` must wait.
+    fn hold(&self, anchor: &Fingerprint) -> Option<Hold>;
+}
+
+impl TrustGate for TrustView {
+    fn hold(&self, anchor: &Fingerprint) -> Option<Hold> {
+        TrustView::hold(self, anchor)
+    }
+}
+
 /// How many workloads a hold names.
 const SAMPLE: usize = 5;
 

@@ -27,6 +27,8 @@ label_enum! {
         Unchanged => "unchanged",
         Missing => "missing",
         Deleted => "deleted",
+        /// Valid, but held by the trust interlock (issue 21).
+        Held => "held",
     }
 }
 
@@ -113,6 +115,10 @@ pub struct FingerprintLabel {
 pub struct Metrics {
     pub issuer_expiry: Gauge,
     pub issuer_not_before: Gauge,
+    /// 1 while a new issuer is held by the trust interlock, with how many running
+    /// workloads do not trust its anchor.
+    pub issuer_pending: Gauge,
+    pub issuer_pending_untrusting: Gauge,
     pub anchor_expiry: Family<FingerprintLabel, Gauge>,
     pub anchors_earliest_expiry: Gauge,
     pub issuer_reloads: Family<ReloadLabels, Counter>,
@@ -143,6 +149,16 @@ impl Metrics {
             "issuer_not_before_timestamp_seconds",
             "notBefore of the issuer (Unix time)",
             m.issuer_not_before.clone(),
+        );
+        r.register(
+            "issuer_pending",
+            "1 while a new issuer waits because running workloads do not trust its anchor",
+            m.issuer_pending.clone(),
+        );
+        r.register(
+            "issuer_pending_untrusting_workloads",
+            "Running workloads that do not trust the anchor of the waiting issuer",
+            m.issuer_pending_untrusting.clone(),
         );
         r.register(
             "trust_anchor_expiry_timestamp_seconds",
@@ -272,6 +288,8 @@ impl Default for Metrics {
         Self {
             issuer_expiry: Gauge::default(),
             issuer_not_before: Gauge::default(),
+            issuer_pending: Gauge::default(),
+            issuer_pending_untrusting: Gauge::default(),
             anchor_expiry: Family::default(),
             anchors_earliest_expiry: Gauge::default(),
             issuer_reloads: Family::default(),

@@ -84,6 +84,8 @@ pub struct Issuer {
     /// The earliest notAfter over the issuer, intermediates and the anchor used.
     pub(super) chain_not_after: SystemTime,
     pub(super) digest: [u8; 32],
+    /// SHA-256 of the trust anchor the chain reached (what a workload must trust).
+    anchor: crate::trust::Fingerprint,
 }
 
 impl fmt::Debug for Issuer {
@@ -153,20 +155,22 @@ impl Issuer {
                 .collect(),
             chain: chain.iter().map(|c| c.der.clone()).collect(),
             cert,
+            anchor: [0; 32],
         };
-        let anchor_not_after = issuer.verify_probe(anchors, probe, now)?;
-        issuer.chain_not_after = issuer.chain_not_after.min(anchor_not_after);
+        let anchor = issuer.verify_probe(anchors, probe, now)?;
+        issuer.chain_not_after = issuer.chain_not_after.min(anchor.not_after);
+        issuer.anchor = crate::digest::sha256(&anchor.der);
         Ok(issuer)
     }
 
     /// Signs a throwaway leaf and verifies it as a client would, for both TLS roles.
-    /// Returns the notAfter of the anchor the chain reached.
+    /// Returns the anchor the chain reached.
     fn verify_probe(
         &self,
         anchors: &TrustAnchors,
         probe: &LeafNames,
         now: SystemTime,
-    ) -> Result<SystemTime, IssuerError> {
+    ) -> Result<CertInfo, IssuerError> {
         let probe_key = KeyPair::generate().map_err(|e| IssuerError::Signing(e.to_string()))?;
         let spki = rcgen::PublicKeyData::subject_public_key_info(&probe_key);
         let policy = LeafPolicy::default();
@@ -180,7 +184,7 @@ impl Issuer {
             now.duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default(),
         );
-        let mut anchor_not_after = None;
+        let mut reached = None;
         for usage in [
             webpki::KeyUsage::server_auth(),
             webpki::KeyUsage::client_auth(),
@@ -196,9 +200,9 @@ impl Issuer {
                     None,
                 )
                 .map_err(|e| IssuerError::Untrusted(format!("{e:?}")))?;
-            anchor_not_after = anchors.cert_for(path.anchor()).map(|c| c.not_after);
+            reached = anchors.cert_for(path.anchor()).cloned();
         }
-        anchor_not_after.ok_or_else(|| IssuerError::Untrusted("anchor not found".into()))
+        reached.ok_or_else(|| IssuerError::Untrusted("anchor not found".into()))
     }
 
     /// Signs a leaf for `names` over the CSR's `spki_der`, valid from now − skew until
@@ -252,6 +256,11 @@ impl Issuer {
     /// Valid for signing at `now`.
     pub fn is_valid_at(&self, now: SystemTime) -> bool {
         self.cert.not_before <= now && now < self.chain_not_after
+    }
+
+    /// SHA-256 of the trust anchor this issuer's chain reaches.
+    pub fn anchor_fingerprint(&self) -> crate::trust::Fingerprint {
+        self.anchor
     }
 
     /// The digest of the material this issuer was built from.

@@ -11,6 +11,7 @@ use certmint_core::ca::{
 };
 use certmint_core::clock::Clock;
 use certmint_core::digest::sha256;
+use certmint_core::trust::{Hold, TrustGate};
 
 /// Where reload outcomes are reported beyond logs and metrics (Kubernetes Events).
 pub trait ReloadReporter: Send + Sync + 'static {
@@ -24,8 +25,9 @@ impl ReloadReporter for NoReport {}
 
 struct State {
     anchors: Option<([u8; 32], Arc<TrustAnchors>)>,
-    /// The newest issuer material a source delivered (applied or not).
+    /// The newest issuer material a source delivered (applied or not), and from where.
     seen: Option<IssuerMaterial>,
+    seen_source: Option<Source>,
     /// The material behind the issuer in the store.
     current: Option<IssuerMaterial>,
     /// Whether the sources last found an issuer / anchors object (to tell `deleted`
@@ -63,6 +65,9 @@ pub struct Reloader {
     reporter: Arc<dyn ReloadReporter>,
     /// Resolves issuer keys held outside certmint (PKCS#11 URIs).
     keys: Arc<dyn KeyResolver>,
+    /// The trust interlock (issue 21): asked before an issuer under another anchor is
+    /// activated. None: off (files mode, no pod watch).
+    gate: Option<Arc<dyn TrustGate>>,
     state: Mutex<State>,
 }
 
@@ -78,6 +83,7 @@ impl Reloader {
         let state = State {
             anchors: None,
             seen: None,
+            seen_source: None,
             current: None,
             issuer_present: false,
             anchors_present: false,
@@ -91,7 +97,28 @@ impl Reloader {
             clock,
             reporter,
             keys: Arc::new(NoExternalKeys),
+            gate: None,
             state: Mutex::new(state),
+        }
+    }
+
+    /// An issuer whose chain ends at another anchor than the active one's is activated
+    /// only when `gate` does not hold it.
+    pub fn with_gate(mut self, gate: Arc<dyn TrustGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// What the workloads trust changed (a pod came or went): a held issuer is looked at
+    /// again.
+    pub fn trust_changed(&self) {
+        let waiting = {
+            let st = self.lock();
+            let waiting = st.seen.clone().filter(|s| st.current.as_ref() != Some(s));
+            waiting.zip(st.seen_source)
+        };
+        if let Some((material, source)) = waiting {
+            self.issuer_read(source, material);
         }
     }
 
@@ -115,6 +142,7 @@ impl Reloader {
             return;
         }
         st.seen = Some(material.clone());
+        st.seen_source = Some(source);
         let Some((_, anchors)) = st.anchors.clone() else {
             // Not a rejection: it is validated as soon as anchors arrive.
             if st.issuer_refusals.due(digest, self.clock.now()) {
@@ -226,21 +254,31 @@ impl Reloader {
             self.accept_anchors(&mut st, source, digest, anchors);
             return;
         }
+        let mut accepted = false;
         for material in candidates {
             if let Ok(issuer) =
                 Issuer::load_with(&material, &anchors, &self.probe, now, self.keys.as_ref())
             {
-                self.accept_anchors(&mut st, source, digest, anchors.clone());
-                if st.current.as_ref() != Some(&material) {
-                    self.apply(&mut st, source, issuer, material, anchors);
-                } else {
-                    self.store.store(CaState {
-                        issuer: Arc::new(issuer),
-                        anchors,
-                    });
+                if !std::mem::replace(&mut accepted, true) {
+                    self.accept_anchors(&mut st, source, digest, anchors.clone());
                 }
+                if st.current.as_ref() != Some(&material) {
+                    self.apply(&mut st, source, issuer, material.clone(), anchors.clone());
+                    if st.current.as_ref() == Some(&material) {
+                        return;
+                    }
+                    // Held by the interlock: the issuer in use serves the new anchors.
+                    continue;
+                }
+                self.store.store(CaState {
+                    issuer: Arc::new(issuer),
+                    anchors,
+                });
                 return;
             }
+        }
+        if accepted {
+            return;
         }
         if st.current.is_some() {
             self.reject_anchors(
@@ -290,6 +328,11 @@ impl Reloader {
         material: IssuerMaterial,
         anchors: Arc<TrustAnchors>,
     ) {
+        if let Some(hold) = self.held(&issuer) {
+            return self.hold_issuer(st, source, &issuer, &material, hold);
+        }
+        self.metrics.issuer_pending.set(0);
+        self.metrics.issuer_pending_untrusting.set(0);
         tracing::info!(%source,
             subject = %issuer.cert().subject,
             serial = %issuer.cert().serial_hex,
@@ -307,6 +350,48 @@ impl Reloader {
             anchors,
         });
         st.current = Some(material);
+    }
+
+    /// Whether the interlock holds `issuer`: only an issuer under another anchor than the
+    /// active one's is asked about (a new issuer under the same root changes nothing a
+    /// workload trusts), and only while an issuer is active (at start there is nothing
+    /// to keep signing with).
+    fn held(&self, issuer: &Issuer) -> Option<Hold> {
+        let gate = self.gate.as_ref()?;
+        let active = self.store.load()?;
+        let anchor = issuer.anchor_fingerprint();
+        if active.issuer.anchor_fingerprint() == anchor {
+            return None;
+        }
+        gate.hold(&anchor)
+    }
+
+    /// Keeps the active issuer; says why once per content (and per reminder interval).
+    fn hold_issuer(
+        &self,
+        st: &mut State,
+        source: Source,
+        issuer: &Issuer,
+        material: &IssuerMaterial,
+        hold: Hold,
+    ) {
+        self.count_issuer(source, Reload::Held);
+        self.metrics.issuer_pending.set(1);
+        self.metrics
+            .issuer_pending_untrusting
+            .set(i64::try_from(hold.untrusting).unwrap_or(i64::MAX));
+        // Keyed apart from a refusal of the same content (held is news after a refusal).
+        let key = certmint_core::digest::sha256_parts(&[b"held", &material.digest()]);
+        if st.issuer_refusals.due(key, self.clock.now()) {
+            let reason = format!(
+                "new issuer {} held: {} running workload(s) do not trust its trust anchor ({}); it is activated when they are gone or restarted with a bundle that holds it",
+                issuer.cert().subject,
+                hold.untrusting,
+                hold.sample.join(", ")
+            );
+            tracing::warn!(%source, untrusting = hold.untrusting, "{reason}");
+            self.reporter.issuer_skipped(&reason);
+        }
     }
 
     /// Counts every refusal; logs (and records an Event) only when the content is new
@@ -385,6 +470,10 @@ mod tests {
 
     impl Fixture {
         fn new() -> Self {
+            Self::with(None)
+        }
+
+        fn with(gate: Option<Arc<dyn TrustGate>>) -> Self {
             let store = CaStore::new();
             let metrics = Arc::new(Metrics::default());
             let events = Arc::new(Recorder::default());
@@ -398,6 +487,10 @@ mod tests {
                 events.clone(),
                 Reminders::default(),
             );
+            let reloader = match gate {
+                Some(g) => reloader.with_gate(g),
+                None => reloader,
+            };
             Self {
                 reloader,
                 store,
@@ -615,5 +708,66 @@ mod tests {
         assert_eq!(f.anchor_count(Reload::Deleted), 1);
         assert_eq!(f.anchor_count(Reload::Missing), 1);
         assert_eq!(f.in_use(), Some((good.digest(), bundle(&[&root]))));
+    }
+
+    /// Holds issuers under the anchors it lists, as running workloads that trust only
+    /// other anchors would.
+    #[derive(Default)]
+    struct Gate(Mutex<Vec<certmint_core::trust::Fingerprint>>);
+
+    impl TrustGate for Gate {
+        fn hold(&self, anchor: &certmint_core::trust::Fingerprint) -> Option<Hold> {
+            self.0.lock().unwrap().contains(anchor).then(|| Hold {
+                untrusting: 1,
+                sample: vec!["shop/web-old".into()],
+            })
+        }
+    }
+
+    fn fingerprint(root: &CaMaterial) -> certmint_core::trust::Fingerprint {
+        let der =
+            &certmint_core::ca::cert::parse_pem_chain(root.cert_pem.as_bytes()).unwrap()[0].der;
+        sha256(der)
+    }
+
+    #[test]
+    fn an_issuer_under_a_new_root_waits_until_no_running_workload_refuses_it() {
+        let gate = Arc::new(Gate::default());
+        let f = Fixture::with(Some(gate.clone()));
+        let (old, new) = (root("old"), root("new"));
+        let a = issuer_of(&old, "a");
+        f.reloader.anchors_read(FILES, old.cert_pem.as_bytes());
+        f.reloader.issuer_read(FILES, a.clone());
+        gate.0.lock().unwrap().push(fingerprint(&new));
+
+        // The new issuer arrives with the overlap bundle: the bundle is served at once
+        // (with the issuer in use), the issuer under the new root waits.
+        let b = issuer_of(&new, "b");
+        f.reloader.issuer_read(FILES, b.clone());
+        let overlap = format!("{}{}", old.cert_pem, new.cert_pem);
+        f.reloader.anchors_read(FILES, overlap.as_bytes());
+        assert_eq!(f.in_use(), Some((a.digest(), bundle(&[&old, &new]))));
+        assert_eq!(f.issuer_count(Reload::Held), 1);
+        assert_eq!(f.metrics.issuer_pending.get(), 1);
+        let events = f.events();
+        let held = events.last().unwrap();
+        assert!(held.contains("held: 1 running workload(s)"), "{held}");
+        assert!(held.contains("shop/web-old"), "{held}");
+
+        // Re-reads while held say it once.
+        f.reloader.issuer_read(FILES, b.clone());
+        assert_eq!(f.events().len(), events.len());
+
+        // The last such workload is replaced: activated without a new read.
+        gate.0.lock().unwrap().clear();
+        f.reloader.trust_changed();
+        assert_eq!(f.in_use().unwrap().0, b.digest());
+        assert_eq!(f.metrics.issuer_pending.get(), 0);
+
+        // Another issuer under the same root is not the interlock's business.
+        gate.0.lock().unwrap().push(fingerprint(&new));
+        let c = issuer_of(&new, "c");
+        f.reloader.issuer_read(FILES, c.clone());
+        assert_eq!(f.in_use().unwrap().0, c.digest());
     }
 }

@@ -157,7 +157,7 @@ impl BundleHistory {
 /// it got). `served` is (since when, bundle), oldest first; the bundle in force at
 /// `now - lifetime` counts too.
 pub fn istio_trusted(
-    served: &[(SystemTime, BTreeSet<Fingerprint>)],
+    served: &[(SystemTime, Option<BTreeSet<Fingerprint>>)],
     now: SystemTime,
     lifetime: Duration,
 ) -> Option<BTreeSet<Fingerprint>> {
@@ -166,9 +166,13 @@ pub fn istio_trusted(
         .iter()
         .rposition(|(since, _)| *since <= from)
         .unwrap_or(0);
-    let mut window = served.get(first..)?.iter().map(|(_, b)| b);
-    let start = window.next()?.clone();
-    Some(window.fold(start, |acc, b| acc.intersection(b).copied().collect()))
+    // A version in which nothing parsed counts as an empty bundle.
+    let mut window = served
+        .get(first..)?
+        .iter()
+        .map(|(_, b)| b.clone().unwrap_or_default());
+    let start = window.next()?;
+    Some(window.fold(start, |acc, b| acc.intersection(&b).copied().collect()))
 }
 
 /// When an anchor may leave the bundle: `None` while an active or held issuer chains to it;
@@ -235,7 +239,10 @@ mod tests {
         let t = |s| UNIX_EPOCH + Duration::from_secs(s);
         let day = Duration::from_secs(86_400);
         let set = |a: &[Fingerprint]| a.iter().copied().collect::<BTreeSet<_>>();
-        let served = vec![(t(0), set(&[OLD])), (t(200_000), set(&[OLD, NEW]))];
+        let served = vec![
+            (t(0), Some(set(&[OLD]))),
+            (t(200_000), Some(set(&[OLD, NEW]))),
+        ];
         // Less than a lifetime after the overlap bundle: some still hold OLD only.
         assert_eq!(istio_trusted(&served, t(250_000), day), Some(set(&[OLD])));
         // A whole lifetime later every workload renewed and holds the overlap.

@@ -4,13 +4,18 @@
 //! every CreateCertificate answer. Only certificates that parse count, as in
 //! linkerd2-proxy; an anchor's own expiry does not matter to it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use certmint_core::clock::Clock;
 use certmint_core::digest::sha256;
-use certmint_core::trust::Fingerprint;
+use certmint_core::trust::{
+    BundleHistory, Fingerprint, Hold, TrustGate, TrustSource, TrustView, Workload, istio_trusted,
+};
 
 /// Linkerd's proxy container and the variable holding its anchors.
 pub const LINKERD_PROXY: &str = "linkerd-proxy";
@@ -109,6 +114,147 @@ pub fn fingerprints(pem: &str) -> Option<BTreeSet<Fingerprint>> {
         .map(|b| sha256(b.contents()))
         .collect();
     (!set.is_empty()).then_some(set)
+}
+
+/// What every running meshed pod trusts, kept from the pod watch (and the ConfigMaps
+/// Linkerd pods read their bundle from, and the bundles certmint served Istio workloads),
+/// answering the reloader's interlock question.
+pub struct TrustIndex {
+    inner: RwLock<Inner>,
+    /// The longest leaf lifetime: Istio workloads renew within it.
+    leaf_lifetime: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pods: HashMap<String, Entry>,
+    /// (namespace, name, key) → the versions certmint saw.
+    configmaps: HashMap<(String, String, String), BundleHistory>,
+    /// The anchors certmint served in CreateCertificate answers, by time.
+    served: BundleHistory,
+}
+
+struct Entry {
+    namespace: String,
+    name: String,
+    owner: Option<String>,
+    trust: PodTrust,
+}
+
+impl TrustIndex {
+    pub fn new(leaf_lifetime: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: RwLock::default(),
+            leaf_lifetime,
+            clock,
+        }
+    }
+
+    /// A pod as the watch reports it: kept while it is meshed and not finished.
+    pub fn apply(&self, pod: &Pod) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let finished = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|p| p == "Succeeded" || p == "Failed");
+        let trust = pod_trust(pod);
+        let mut inner = self.write();
+        if finished || trust == PodTrust::NotMeshed || pod.metadata.deletion_timestamp.is_some() {
+            inner.pods.remove(&uid);
+            return;
+        }
+        let owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name));
+        inner.pods.insert(
+            uid,
+            Entry {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                owner,
+                trust,
+            },
+        );
+    }
+
+    /// A pod is gone.
+    pub fn delete(&self, pod: &Pod) {
+        if let Some(uid) = &pod.metadata.uid {
+            self.write().pods.remove(uid);
+        }
+    }
+
+    /// A ConfigMap key that Linkerd pods may read their bundle from now holds `pem`.
+    pub fn configmap(&self, namespace: &str, name: &str, key: &str, pem: Option<&str>) {
+        let anchors = pem.and_then(fingerprints);
+        let now = self.clock.now();
+        let id = (namespace.to_owned(), name.to_owned(), key.to_owned());
+        self.write()
+            .configmaps
+            .entry(id)
+            .or_default()
+            .observe(now, anchors);
+    }
+
+    /// certmint now serves `anchors` to Istio workloads.
+    pub fn served(&self, anchors: BTreeSet<Fingerprint>) {
+        let now = self.clock.now();
+        self.write().served.observe(now, Some(anchors));
+    }
+
+    /// The running meshed workloads and what they trust, now.
+    pub fn view(&self) -> TrustView {
+        let now = self.clock.now();
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let istio = istio_trusted(inner.served.versions(), now, self.leaf_lifetime);
+        let workloads = inner
+            .pods
+            .values()
+            .map(|e| {
+                let (source, anchors) = match &e.trust {
+                    PodTrust::Literal(a) => (TrustSource::LinkerdEnv, a.clone()),
+                    PodTrust::FromConfigMap {
+                        name,
+                        key,
+                        started_at,
+                    } => {
+                        let id = (e.namespace.clone(), name.clone(), key.clone());
+                        let at = started_at.as_ref().map(|t| SystemTime::from(t.0));
+                        let held = at.and_then(|t| inner.configmaps.get(&id)?.at(t).cloned());
+                        (TrustSource::LinkerdConfigMap, held)
+                    }
+                    PodTrust::Istio => (TrustSource::Istio, istio.clone()),
+                    PodTrust::NotMeshed => (TrustSource::LinkerdEnv, None),
+                };
+                Workload {
+                    namespace: e.namespace.clone(),
+                    name: e.name.clone(),
+                    owner: e.owner.clone(),
+                    source,
+                    anchors,
+                }
+            })
+            .collect();
+        TrustView { workloads }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl TrustGate for TrustIndex {
+    fn hold(&self, anchor: &Fingerprint) -> Option<Hold> {
+        self.view().hold(anchor)
+    }
 }
 
 #[cfg(test)]
@@ -216,5 +362,126 @@ mod tests {
         );
         let no_env = proxy(EnvVar::default());
         assert_eq!(pod_trust(&pod(vec![no_env])), PodTrust::Literal(None));
+    }
+
+    /// A clock the test moves.
+    struct Clock(std::sync::Mutex<SystemTime>);
+    impl certmint_core::clock::Clock for Clock {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn running(name: &str, uid: &str, containers: Vec<Container>) -> Pod {
+        let mut p = pod(containers);
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("shop".into());
+        p.metadata.uid = Some(uid.into());
+        p
+    }
+
+    fn literal(pem: &str) -> Container {
+        proxy(EnvVar {
+            name: TRUST_ANCHORS_ENV.into(),
+            value: Some(pem.into()),
+            ..EnvVar::default()
+        })
+    }
+
+    fn from_config_map(started: SystemTime) -> (Container, PodStatus) {
+        let c = proxy(EnvVar {
+            name: TRUST_ANCHORS_ENV.into(),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: "roots".into(),
+                    key: "ca-bundle.crt".into(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+        let secs = started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let at = Time(k8s_openapi::jiff::Timestamp::from_second(secs as i64).unwrap());
+        let status = PodStatus {
+            container_statuses: Some(vec![ContainerStatus {
+                name: LINKERD_PROXY.into(),
+                state: Some(ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: Some(at),
+                    }),
+                    ..ContainerState::default()
+                }),
+                ..ContainerStatus::default()
+            }]),
+            ..PodStatus::default()
+        };
+        (c, status)
+    }
+
+    #[test]
+    fn the_index_holds_a_new_root_until_the_last_pod_that_lacks_it_is_gone() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let clock = Arc::new(Clock(std::sync::Mutex::new(t0)));
+        let index = TrustIndex::new(Duration::from_secs(86_400), clock.clone());
+        let (old, new) = (root_pem(), root_pem());
+        let new_fp = *fingerprints(&new).unwrap().iter().next().unwrap();
+        let overlap = format!("{old}{new}");
+
+        // The ConfigMap held the old root only, then the overlap.
+        index.configmap("shop", "roots", "ca-bundle.crt", Some(&old));
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(100);
+        index.configmap("shop", "roots", "ca-bundle.crt", Some(&overlap));
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(200);
+
+        let a = running("a", "uid-a", vec![literal(&overlap)]);
+        let b = running("b", "uid-b", vec![literal(&old)]);
+        let (c_proxy, c_status) = from_config_map(t0 + Duration::from_secs(50));
+        let mut c = running("c", "uid-c", vec![c_proxy]);
+        c.status = Some(c_status);
+        for p in [&a, &b, &c] {
+            index.apply(p);
+        }
+        let hold = index.hold(&new_fp).unwrap();
+        assert_eq!(hold.untrusting, 2, "{hold:?}");
+        let mut sample = hold.sample.clone();
+        sample.sort();
+        assert_eq!(sample, ["shop/b", "shop/c"], "c started before the overlap");
+
+        index.delete(&b);
+        // c restarts after the overlap reached the ConfigMap.
+        let (c_proxy, c_status) = from_config_map(t0 + Duration::from_secs(150));
+        let mut c2 = running("c", "uid-c2", vec![c_proxy]);
+        c2.status = Some(c_status);
+        index.delete(&c);
+        index.apply(&c2);
+        assert_eq!(index.hold(&new_fp), None);
+
+        // An Istio workload knows only what certmint served within a leaf lifetime.
+        index.served(fingerprints(&old).unwrap());
+        index.apply(&running(
+            "d",
+            "uid-d",
+            vec![Container {
+                name: ISTIO_PROXY.into(),
+                ..Container::default()
+            }],
+        ));
+        assert_eq!(index.hold(&new_fp).map(|h| h.untrusting), Some(1));
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(300);
+        index.served(fingerprints(&overlap).unwrap());
+        assert!(
+            index.hold(&new_fp).is_some(),
+            "a renewal may not have happened yet"
+        );
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(300 + 86_400);
+        assert_eq!(
+            index.hold(&new_fp),
+            None,
+            "every Istio workload renewed since"
+        );
     }
 }

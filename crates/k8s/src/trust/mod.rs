@@ -1,0 +1,8 @@
+//! Who trusts what (issue 21): reading a pod's trusted anchors ([`pod`]) and keeping them
+//! for every running meshed pod ([`index`]).
+
+pub mod index;
+pub mod pod;
+
+pub use index::TrustIndex;
+pub use pod::{PodTrust, fingerprints, pod_trust};

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use certmint_audit::AuditLog;
 use certmint_core::ca::{CaStore, KeyResolver, NoExternalKeys};
 use certmint_core::clock::{Clock, SystemClock};
+use certmint_k8s::trust::TrustIndex;
 
 use crate::config::{Config, Settings};
 use crate::metrics::Metrics;
@@ -31,6 +32,11 @@ struct Parts {
     kube: Option<kube::Client>,
     /// Resolves issuer keys held in an HSM (`hsm:`), else refuses them.
     keys: Arc<dyn KeyResolver>,
+    /// What running workloads trust, when the interlock is on (Kubernetes client and
+    /// `rotation.interlock`).
+    trust: Option<Arc<TrustIndex>>,
+    /// The cluster-wide pod watch, once started (interlock and/or impersonation).
+    pods: Option<Arc<certmint_k8s::pods::PodIndex>>,
     shutdown: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -72,6 +78,11 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::new());
         let keys = hsm_keys(settings.config.hsm.as_ref(), &metrics)?;
+        let trust = (kube.is_some() && settings.config.rotation.interlock).then(|| {
+            let c = &settings.config;
+            let lifetime = c.issuance.lifetime + c.issuance.clock_skew;
+            Arc::new(TrustIndex::new(lifetime, clock.clone(), c.istio.enabled))
+        });
         let mut parts = Parts {
             settings,
             clock,
@@ -79,10 +90,12 @@ impl Server {
             store: CaStore::new(),
             kube,
             keys,
+            trust,
+            pods: None,
             shutdown: shutdown_rx,
             tasks: Vec::new(),
         };
-        sources::start(&mut parts);
+        sources::start(&mut parts)?;
         let audit = start_audit(&parts)?;
         let services = grpc::services(&mut parts, audit.as_ref())?;
         let readiness = grpc::readiness(&mut parts, &services, audit.as_ref());

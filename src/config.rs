@@ -21,6 +21,7 @@ pub use certmint_k8s::authn::settings::{
     AuthnConfig, AuthnMode, JwtConfig, KubeAuthnConfig, LocalVerification,
 };
 pub use certmint_k8s::sources::settings::{AnchorsConfig, IssuerConfig, SourceKind};
+pub use certmint_k8s::trust::RotationConfig;
 
 /// A configuration that passed every check, with the values checking parsed.
 #[derive(Clone, Debug)]
@@ -79,6 +80,8 @@ pub struct Config {
     pub istio: IstioConfig,
     /// Issuer keys in a PKCS#11 token (an issuer key entry holding a `pkcs11:` URI).
     pub hsm: Option<HsmConfig>,
+    /// The trust interlock: issuers under a new anchor wait for the workloads to trust it.
+    pub rotation: RotationConfig,
 }
 
 impl Default for Config {
@@ -99,6 +102,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             istio: IstioConfig::default(),
             hsm: None,
+            rotation: RotationConfig::default(),
         }
     }
 }
@@ -195,6 +199,7 @@ impl Config {
         if let Some(hsm) = &self.hsm {
             hsm.validate()?;
         }
+        self.rotation.validate()?;
         Ok(Settings {
             config: self,
             naming,

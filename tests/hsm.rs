@@ -42,8 +42,11 @@ fn hsm() -> Option<&'static Hsm> {
 }
 
 impl Hsm {
-    /// Generates a P-256 key `object` in the token.
+    /// Generates a P-256 key `object` in the token (one at a time: SoftHSM rewrites the
+    /// token's files while it generates).
     fn key(&self, object: &str) -> Arc<dyn ExternalKey> {
+        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
         let uri = key_uri(&self.token, object);
         Arc::new(self.keys.generate(&uri, Curve::P256).unwrap())
     }

@@ -10,6 +10,7 @@ use certmint_k8s::sources::events::EventReporter;
 use certmint_k8s::sources::files::FileSources;
 use certmint_k8s::sources::kube as kube_sources;
 use certmint_k8s::sources::{NoReport, ReloadReporter, Reloader, Reminders};
+use certmint_k8s::trust::watch::run_configmap;
 
 use super::Parts;
 use crate::config::{AuthnMode, Config, SourceKind};
@@ -20,11 +21,14 @@ pub(super) fn needs_kube(c: &Config) -> bool {
         || c.issuer.source == SourceKind::Kubernetes
         || c.trust_anchors.source == SourceKind::Kubernetes
         || c.istio.impersonation()
+        // The interlock watches pods through an explicitly configured cluster.
+        || (c.rotation.interlock && c.kubeconfig.is_some())
 }
 
 /// Starts the sources; they push what they read through the reloader into the store.
-pub(super) fn start(parts: &mut Parts) {
+pub(super) fn start(parts: &mut Parts) -> anyhow::Result<()> {
     let reloader = Arc::new(reloader(parts));
+    start_interlock(parts, &reloader)?;
     let (i, a) = (
         parts.settings.config.issuer.clone(),
         parts.settings.config.trust_anchors.clone(),
@@ -40,7 +44,7 @@ pub(super) fn start(parts: &mut Parts) {
         parts.spawn(files.run(reloader.clone(), shutdown.clone()));
     }
     let Some(client) = parts.kube.clone() else {
-        return;
+        return Ok(());
     };
     if a.source == SourceKind::Kubernetes {
         parts.spawn(kube_sources::run_anchors(
@@ -63,6 +67,7 @@ pub(super) fn start(parts: &mut Parts) {
             shutdown,
         ));
     }
+    Ok(())
 }
 
 fn reloader(parts: &Parts) -> Reloader {
@@ -75,7 +80,7 @@ fn reloader(parts: &Parts) -> Reloader {
         )),
         _ => Arc::new(NoReport),
     };
-    Reloader::new(
+    let reloader = Reloader::new(
         parts.store.clone(),
         probe_names(&parts.settings.naming),
         parts.metrics.kube.clone(),
@@ -86,17 +91,64 @@ fn reloader(parts: &Parts) -> Reloader {
             anchors: config.trust_anchors.reload_interval,
         },
     )
-    .with_keys(parts.keys.clone())
+    .with_keys(parts.keys.clone());
+    match &parts.trust {
+        Some(index) => reloader.with_trust(index.clone()),
+        None => reloader,
+    }
 }
 
-/// The pod watch behind impersonation checks, when trusted node accounts are configured.
+/// The cluster-wide pod watch, started once when impersonation checks or the trust
+/// interlock need it.
 pub(super) fn pod_index(parts: &mut Parts) -> anyhow::Result<Option<Arc<PodIndex>>> {
-    if !parts.settings.config.istio.impersonation() {
+    if let Some(pods) = &parts.pods {
+        return Ok(Some(pods.clone()));
+    }
+    if !parts.settings.config.istio.impersonation() && parts.trust.is_none() {
         return Ok(None);
     }
     let client = parts.kube.clone().context("istio.trusted_node_accounts needs a Kubernetes client to watch pods; set kubeconfig or run in a cluster")?;
-    let pods = Arc::new(PodIndex::default());
+    let pods = Arc::new(PodIndex::with_trust(parts.trust.clone()));
     let run = pods.clone().run(client, parts.shutdown.clone());
     parts.spawn(run);
+    parts.pods = Some(pods.clone());
     Ok(Some(pods))
 }
+
+/// The interlock's inputs: the pod watch, the ConfigMaps pods read bundles from, and a
+/// look at a held issuer every few seconds (pods come and go without a new issuer read).
+fn start_interlock(parts: &mut Parts, reloader: &Arc<Reloader>) -> anyhow::Result<()> {
+    let (Some(index), Some(client)) = (parts.trust.clone(), parts.kube.clone()) else {
+        return Ok(());
+    };
+    pod_index(parts)?;
+    let every = parts.settings.config.trust_anchors.reload_interval;
+    for (ns, name) in parts.settings.config.rotation.configmaps() {
+        let watch = run_configmap(
+            client.clone(),
+            ns,
+            name,
+            every,
+            index.clone(),
+            parts.shutdown.clone(),
+        );
+        parts.spawn(watch);
+    }
+    let (reloader, mut stop) = (reloader.clone(), parts.shutdown.clone());
+    parts.spawn(async move {
+        let mut tick = tokio::time::interval(RECHECK);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => reloader.trust_changed(),
+            }
+        }
+    });
+    tracing::info!(
+        "trust interlock on: an issuer under another trust anchor waits until every running meshed pod trusts it"
+    );
+    Ok(())
+}
+
+/// How often a held issuer is looked at again.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);

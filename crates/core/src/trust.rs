@@ -78,6 +78,20 @@ impl TrustGate for TrustView {
     }
 }
 
+impl Hold {
+    /// Held because the running workloads are not known yet (the pod list is loading).
+    pub fn unsynced() -> Self {
+        Self {
+            untrusting: 0,
+            sample: Vec::new(),
+        }
+    }
+
+    pub fn is_unsynced(&self) -> bool {
+        self.untrusting == 0
+    }
+}
+
 /// How many workloads a hold names.
 const SAMPLE: usize = 5;
 

@@ -17,6 +17,8 @@ use certmint_core::authn::PodRef;
 use certmint_core::identity::ServiceAccount;
 use certmint_core::impersonation::PodDirectory;
 
+use crate::trust::TrustIndex;
+
 /// What is kept of one pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Placed {
@@ -60,12 +62,25 @@ impl Index {
 pub struct PodIndex {
     index: RwLock<Index>,
     synced: AtomicBool,
+    /// Also told every pod: what it trusts (the rotation interlock, issue 21).
+    trust: Option<Arc<TrustIndex>>,
 }
 
 impl PodIndex {
+    /// An index whose watch also feeds `trust`.
+    pub fn with_trust(trust: Option<Arc<TrustIndex>>) -> Self {
+        Self {
+            trust,
+            ..Self::default()
+        }
+    }
+
     /// Applies one pod as the API server reports it: indexed while it is scheduled and not
     /// finished; otherwise (or when its fields are not sane) forgotten.
     pub fn apply(&self, pod: &Pod) {
+        if let Some(t) = &self.trust {
+            t.apply(pod);
+        }
         let Some(uid) = pod.metadata.uid.clone().filter(|u| sane(u)) else {
             return;
         };
@@ -78,6 +93,9 @@ impl PodIndex {
 
     /// Forgets a deleted pod.
     pub fn delete(&self, pod: &Pod) {
+        if let Some(t) = &self.trust {
+            t.delete(pod);
+        }
         if let Some(uid) = &pod.metadata.uid {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
             index.remove(uid);
@@ -86,6 +104,9 @@ impl PodIndex {
 
     /// Replaces everything with a complete list (the watch's initial list, or a re-list).
     pub fn replace(&self, pods: &[Pod]) {
+        if let Some(t) = &self.trust {
+            t.replace(pods);
+        }
         let mut fresh = Index::default();
         for pod in pods {
             if let (Some(uid), Some(p)) =
@@ -115,10 +136,7 @@ impl PodIndex {
                 Some(Ok(Event::InitApply(p))) => pending.push(p),
                 Some(Ok(Event::InitDone)) => {
                     self.replace(&pending);
-                    tracing::info!(
-                        pods = pending.len(),
-                        "pod list loaded for impersonation checks"
-                    );
+                    tracing::info!(pods = pending.len(), "pod list loaded");
                     pending = Vec::new();
                 }
                 Some(Ok(Event::Apply(p))) => self.apply(&p),

@@ -327,6 +327,22 @@ fn load(path: &Path) -> Result<Pkcs11, Fault> {
 /// The slot holding the token labelled (and numbered, when given) as `uri` says; looked
 /// up every time, as slots change when tokens come and go.
 fn find_slot(lib: &Pkcs11, uri: &KeyUri) -> Result<Slot, Fault> {
+    // SoftHSM re-reads its token directory on every listing, and a token whose files are
+    // being written by a concurrent operation can be missing from one listing: look again
+    // (a few times, briefly) before calling it gone. Sessions are opened rarely.
+    let mut tries = 0;
+    loop {
+        match find_slot_once(lib, uri) {
+            Err(e) if e.kind == ErrorKind::TokenGone && tries < 3 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            found => return found,
+        }
+    }
+}
+
+fn find_slot_once(lib: &Pkcs11, uri: &KeyUri) -> Result<Slot, Fault> {
     let slots = lib
         .get_slots_with_token()
         .map_err(|e| Fault::from_ck("listing slots", e))?;

@@ -117,7 +117,7 @@ pub async fn run_anchors(
 }
 
 /// Watches one named object and re-reads it every `every`; never ends on an error.
-async fn follow<K>(
+pub(crate) async fn follow<K>(
     api: Api<K>,
     name: String,
     every: Duration,

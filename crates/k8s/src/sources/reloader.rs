@@ -68,6 +68,8 @@ pub struct Reloader {
     /// The trust interlock (issue 21): asked before an issuer under another anchor is
     /// activated. None: off (files mode, no pod watch).
     gate: Option<Arc<dyn TrustGate>>,
+    /// Told which anchors are served (what Istio workloads pick up).
+    trust: Option<Arc<crate::trust::TrustIndex>>,
     state: Mutex<State>,
 }
 
@@ -98,6 +100,7 @@ impl Reloader {
             reporter,
             keys: Arc::new(NoExternalKeys),
             gate: None,
+            trust: None,
             state: Mutex::new(state),
         }
     }
@@ -106,6 +109,13 @@ impl Reloader {
     /// only when `gate` does not hold it.
     pub fn with_gate(mut self, gate: Arc<dyn TrustGate>) -> Self {
         self.gate = Some(gate);
+        self
+    }
+
+    /// The interlock asks `index`, and `index` learns which anchors are served.
+    pub fn with_trust(mut self, index: Arc<crate::trust::TrustIndex>) -> Self {
+        self.gate = Some(index.clone());
+        self.trust = Some(index);
         self
     }
 
@@ -316,6 +326,9 @@ impl Reloader {
         );
         tracing::info!(%source, anchors = anchors.certs().len(), earliest_expiry = %certmint_core::ca::fmt_time(anchors.earliest_expiry()), "trust anchors applied");
         self.count_anchors(source, Reload::Applied);
+        if let Some(index) = &self.trust {
+            index.served(anchors.certs().iter().map(|c| sha256(&c.der)).collect());
+        }
         st.anchor_refusals.clear();
         st.anchors = Some((digest, anchors));
     }
@@ -383,12 +396,18 @@ impl Reloader {
         // Keyed apart from a refusal of the same content (held is news after a refusal).
         let key = certmint_core::digest::sha256_parts(&[b"held", &material.digest()]);
         if st.issuer_refusals.due(key, self.clock.now()) {
-            let reason = format!(
-                "new issuer {} held: {} running workload(s) do not trust its trust anchor ({}); it is activated when they are gone or restarted with a bundle that holds it",
-                issuer.cert().subject,
-                hold.untrusting,
-                hold.sample.join(", ")
-            );
+            let reason = match hold.is_unsynced() {
+                true => format!(
+                    "new issuer {} under another trust anchor held until the running pods are known (pod list loading)",
+                    issuer.cert().subject
+                ),
+                false => format!(
+                    "new issuer {} held: {} running workload(s) do not trust its trust anchor ({}); it is activated when they are gone or restarted with a bundle that holds it",
+                    issuer.cert().subject,
+                    hold.untrusting,
+                    hold.sample.join(", ")
+                ),
+            };
             tracing::warn!(%source, untrusting = hold.untrusting, "{reason}");
             self.reporter.issuer_skipped(&reason);
         }

@@ -2,6 +2,7 @@
 //! interlock question ([`TrustGate`]).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +20,11 @@ use super::pod::{PodTrust, fingerprints, pod_trust};
 /// answering the reloader's interlock question.
 pub struct TrustIndex {
     inner: RwLock<Inner>,
+    /// Istio workloads count only when certmint serves Istio's API (otherwise their roots
+    /// come from elsewhere and are unknown to it).
+    istio: bool,
+    /// The pod list has been loaded; until then every root change is held.
+    synced: AtomicBool,
     /// The longest leaf lifetime: Istio workloads renew within it.
     leaf_lifetime: Duration,
     clock: Arc<dyn Clock>,
@@ -41,12 +47,27 @@ struct Entry {
 }
 
 impl TrustIndex {
-    pub fn new(leaf_lifetime: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(leaf_lifetime: Duration, clock: Arc<dyn Clock>, istio: bool) -> Self {
         Self {
             inner: RwLock::default(),
+            istio,
+            synced: AtomicBool::new(false),
             leaf_lifetime,
             clock,
         }
+    }
+
+    /// Replaces the pods with a complete list (the watch's first list or a re-list).
+    pub fn replace(&self, pods: &[Pod]) {
+        self.write().pods.clear();
+        for p in pods {
+            self.apply(p);
+        }
+        self.synced.store(true, Ordering::Release);
+    }
+
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
     }
 
     /// A pod as the watch reports it: kept while it is meshed and not finished.
@@ -60,8 +81,13 @@ impl TrustIndex {
             .and_then(|s| s.phase.as_deref())
             .is_some_and(|p| p == "Succeeded" || p == "Failed");
         let trust = pod_trust(pod);
+        let counted = match trust {
+            PodTrust::NotMeshed => false,
+            PodTrust::Istio => self.istio,
+            _ => true,
+        };
         let mut inner = self.write();
-        if finished || trust == PodTrust::NotMeshed || pod.metadata.deletion_timestamp.is_some() {
+        if finished || !counted || pod.metadata.deletion_timestamp.is_some() {
             inner.pods.remove(&uid);
             return;
         }
@@ -100,6 +126,17 @@ impl TrustIndex {
             .entry(id)
             .or_default()
             .observe(now, anchors);
+    }
+
+    /// The ConfigMap is gone: every key of it now holds nothing.
+    pub fn configmap_gone(&self, namespace: &str, name: &str) {
+        let now = self.clock.now();
+        let mut inner = self.write();
+        for ((ns, n, _), history) in inner.configmaps.iter_mut() {
+            if ns == namespace && n == name {
+                history.observe(now, None);
+            }
+        }
     }
 
     /// certmint now serves `anchors` to Istio workloads.
@@ -151,6 +188,9 @@ impl TrustIndex {
 
 impl TrustGate for TrustIndex {
     fn hold(&self, anchor: &Fingerprint) -> Option<Hold> {
+        if !self.synced() {
+            return Some(Hold::unsynced());
+        }
         self.view().hold(anchor)
     }
 }
@@ -228,7 +268,13 @@ mod tests {
     fn the_index_holds_a_new_root_until_the_last_pod_that_lacks_it_is_gone() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let clock = Arc::new(Clock(std::sync::Mutex::new(t0)));
-        let index = TrustIndex::new(Duration::from_secs(86_400), clock.clone());
+        let index = TrustIndex::new(Duration::from_secs(86_400), clock.clone(), true);
+        assert_eq!(
+            index.hold(&[0; 32]),
+            Some(Hold::unsynced()),
+            "nothing known yet"
+        );
+        index.replace(&[]);
         let (old, new) = (root_pem(), root_pem());
         let new_fp = *fingerprints(&new).unwrap().iter().next().unwrap();
         let overlap = format!("{old}{new}");

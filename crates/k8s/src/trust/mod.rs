@@ -3,6 +3,9 @@
 
 pub mod index;
 pub mod pod;
+pub mod settings;
+pub mod watch;
 
 pub use index::TrustIndex;
 pub use pod::{PodTrust, fingerprints, pod_trust};
+pub use settings::RotationConfig;

@@ -239,6 +239,23 @@ impl FakeKube {
         resource_version(&object)
     }
 
+    /// [`Self::put_pod`] with `edit` applied to the object first (containers, env, status).
+    pub fn put_pod_with(
+        &self,
+        ns: &str,
+        name: &str,
+        sa: &str,
+        node: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> String {
+        let object = self.state().store.put(Kind::Pod, ns, name, |_, rv| {
+            let mut pod = resources::pod((ns, name), sa, node, rv);
+            edit(&mut pod);
+            pod
+        });
+        resource_version(&object)
+    }
+
     pub fn delete_pod(&self, ns: &str, name: &str) -> bool {
         self.state().store.delete(Kind::Pod, ns, name).is_some()
     }

@@ -1,0 +1,93 @@
+//! The trust interlock (issue 21) against the fake API server: a new issuer under a new
+//! root is held while a running Linkerd pod trusts only the old root (its proxy's
+//! environment says so), the bundle itself is served at once, and the issuer is activated
+//! by itself when that pod is gone.
+
+use certmint_testsupport as common;
+use certmint_testsupport::fake_kube;
+
+use std::time::Duration;
+
+use certmint::app::Server;
+use common::*;
+use fake_kube::FakeKube;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A meshed pod whose linkerd-proxy was started with `anchors` in its environment.
+fn meshed(kube: &FakeKube, name: &str, anchors: &str) {
+    let anchors = anchors.to_owned();
+    kube.put_pod_with("shop", name, "web", "node-a", move |pod: &mut Value| {
+        pod["spec"]["containers"] = json!([
+            {"name": "app"},
+            {"name": "linkerd-proxy", "env": [
+                {"name": "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", "value": anchors},
+            ]},
+        ]);
+    });
+}
+
+async fn metric(server: &Server, series: &str) -> u64 {
+    let (_, body) = admin_get(server.admin_addr, "/metrics").await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in metrics"))
+}
+
+#[tokio::test]
+async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
+    install_crypto();
+    let kube = FakeKube::start().await;
+    let (files, old, issuer_a) = CaFiles::with_ca("old root", "issuer a");
+    let new = pki::Ca::root("new root");
+    let overlap = format!("{}{}", old.cert_pem, new.cert_pem);
+    meshed(&kube, "web-old", &old.cert_pem);
+    meshed(&kube, "web-overlap", &overlap);
+    let mut config = files.kubernetes_config(|p| kube.write_kubeconfig(p));
+    config.authn.mode = certmint::config::AuthnMode::Jwt;
+    let server = start_ready(config).await;
+    let store = server.store.clone();
+    let active = || store.load().unwrap().issuer.cert().subject.clone();
+    assert_eq!(active(), "CN=issuer a");
+
+    // The overlap bundle, then an issuer under the new root.
+    files.write_anchors(&overlap);
+    let s = &server;
+    eventually(WAIT, "the overlap bundle is served", async || {
+        s.store.load().unwrap().anchors.certs().len() == 2
+    })
+    .await;
+    let issuer_b = new.issuer("issuer b");
+    files.write_issuer(&issuer_b.cert_pem, &issuer_b.key_pem);
+    eventually(WAIT, "the new issuer is held", async || {
+        metric(s, "certmint_issuer_pending ").await == 1
+    })
+    .await;
+    assert_eq!(
+        metric(s, "certmint_issuer_pending_untrusting_workloads ").await,
+        1
+    );
+    assert_eq!(
+        active(),
+        "CN=issuer a",
+        "never activated while web-old runs"
+    );
+    // Certify keeps working, under the old issuer.
+    let resp = files.certify_web(server.grpc_addr).await.unwrap();
+    assert_eq!(resp.intermediate_certificates[0], issuer_a.der);
+
+    // web-old is replaced by a pod started with the overlap bundle.
+    kube.delete_pod("shop", "web-old");
+    meshed(&kube, "web-old-2", &overlap);
+    eventually(
+        WAIT,
+        "activated once no running pod refuses it",
+        async || s.store.load().unwrap().issuer.cert().subject == "CN=issuer b",
+    )
+    .await;
+    assert_eq!(metric(s, "certmint_issuer_pending ").await, 0);
+    let resp = files.certify_web(server.grpc_addr).await.unwrap();
+    assert_eq!(resp.intermediate_certificates[0], issuer_b.der);
+    server.shutdown().await.unwrap();
+}

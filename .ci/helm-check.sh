@@ -192,7 +192,8 @@ for d in builtin:
     by_kind.setdefault(d["kind"], []).append(d)
 
 CONFIG_KEYS = {"listen", "admin_listen", "trust_domain", "control_namespace", "log_format",
-               "issuance", "issuer", "trust_anchors", "authn", "tls", "limits", "audit", "istio"}
+               "issuance", "issuer", "trust_anchors", "authn", "tls", "limits", "audit", "istio",
+               "rotation"}
 def seconds(s):
     n, unit = int(s.rstrip("mshd")), s.lstrip("0123456789")
     return {"ms": n / 1000, "s": n, "m": n * 60, "h": n * 3600}[unit]
@@ -276,11 +277,20 @@ if config:
         allowed = {("authentication.k8s.io", "tokenreviews", "create"),
                    ("authorization.k8s.io", "selfsubjectaccessreviews", "create")}
         istio = config.get("istio", {})
-        if istio.get("enabled") and istio.get("trusted_node_accounts"):
+        rotation = config.get("rotation", {})
+        if (istio.get("enabled") and istio.get("trusted_node_accounts")) or rotation.get("interlock"):
             allowed |= {("", "pods", v) for v in ("get", "list", "watch")}
+        if rotation.get("interlock") and rotation.get("trust_configmaps"):
+            allowed |= {("", "configmaps", v) for v in ("get", "list", "watch")}
+            names = {n for rule in cr["rules"] if "configmaps" in rule.get("resources", [])
+                     for n in rule.get("resourceNames", [])}
+            want = {c.split("/", 1)[1] for c in rotation["trust_configmaps"]}
+            if names != want:
+                err(f"ClusterRole configmaps must be limited to the trust ConfigMaps {sorted(want)}: {sorted(names)}")
         if got != allowed:
             err(f"ClusterRole grants other than TokenReview/SelfSubjectAccessReview create "
-                f"(and pods get/list/watch for Istio impersonation): {sorted(got)}")
+                f"(and pods get/list/watch for Istio impersonation or the trust interlock, "
+                f"the trust ConfigMaps by name): {sorted(got)}")
         urls = {(u, v) for rule in cr["rules"] for u in rule.get("nonResourceURLs", [])
                 for v in rule["verbs"]}
         want_urls = {("/.well-known/openid-configuration", "get"), ("/openid/v1/jwks", "get")}
@@ -442,6 +452,8 @@ main() {
   must_fail "grace period not above shutdown_grace" --set terminationGracePeriodSeconds=25
   must_fail "authn.mode outside kubernetes|jwt" --set authn.mode=oidc
   must_fail "authn.kubernetes.localVerification outside off|fallback|first" --set authn.kubernetes.localVerification=always
+  must_fail "rotation.trustConfigMaps entry not NAMESPACE/NAME" \
+    --set 'rotation.trustConfigMaps[0]=linkerd-identity-trust-roots'
   must_fail "hsm.enabled without hsm.pinSecret" --set hsm.enabled=true
   must_fail "hsm.module not an absolute path" --set hsm.enabled=true --set hsm.pinSecret=p \
     --set hsm.module=libsofthsm2.so

@@ -65,6 +65,9 @@ limits:
   preface_timeout: {{ .Values.limits.prefaceTimeout | quote }}
   max_connections: {{ int .Values.limits.maxConnections }}
   max_header_list_size: {{ int .Values.limits.maxHeaderListSize }}
+rotation:
+  interlock: {{ .Values.rotation.interlock }}
+  trust_configmaps: {{ .Values.rotation.trustConfigMaps | toJson }}
 {{- if .Values.hsm.enabled }}
 hsm:
   module: {{ .Values.hsm.module | quote }}

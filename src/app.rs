@@ -37,6 +37,8 @@ struct Parts {
     trust: Option<Arc<TrustIndex>>,
     /// The cluster-wide pod watch, once started (interlock and/or impersonation).
     pods: Option<Arc<certmint_k8s::pods::PodIndex>>,
+    /// The audit trail once started (the sources start before it and record overrides).
+    audit_cell: Arc<std::sync::OnceLock<Arc<AuditLog>>>,
     shutdown: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -92,11 +94,15 @@ impl Server {
             keys,
             trust,
             pods: None,
+            audit_cell: Arc::default(),
             shutdown: shutdown_rx,
             tasks: Vec::new(),
         };
         sources::start(&mut parts)?;
         let audit = start_audit(&parts)?;
+        if let Some(log) = &audit {
+            let _ = parts.audit_cell.set(log.clone());
+        }
         let services = grpc::services(&mut parts, audit.as_ref())?;
         let readiness = grpc::readiness(&mut parts, &services, audit.as_ref());
         let admin_addr = start_admin(&mut parts, readiness.clone()).await?;

@@ -91,11 +91,37 @@ fn reloader(parts: &Parts) -> Reloader {
             anchors: config.trust_anchors.reload_interval,
         },
     )
-    .with_keys(parts.keys.clone());
+    .with_keys(parts.keys.clone())
+    .with_override_hook(audit_override(parts.audit_cell.clone()));
     match &parts.trust {
         Some(index) => reloader.with_trust(index.clone()),
         None => reloader,
     }
+}
+
+/// Records an issuer the interlock's override activated in the audit trail (when on).
+fn audit_override(
+    cell: Arc<std::sync::OnceLock<Arc<certmint_audit::AuditLog>>>,
+) -> certmint_k8s::sources::OverrideHook {
+    use certmint_audit::record::{Body, Override};
+    Arc::new(move |issuer, hold| {
+        let (Some(log), Ok(rt)) = (cell.get(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let body = certmint_audit::EncodedBody::new(&Body::Override(Override {
+            issuer: issuer.cert().subject.clone(),
+            serial: issuer.cert().serial_hex.clone(),
+            anchor_sha256: certmint_core::digest::hex(&issuer.anchor_fingerprint()),
+            untrusting: hold.untrusting as u64,
+            sample: hold.sample.clone(),
+        }));
+        let log = log.clone();
+        rt.spawn(async move {
+            if let Err(e) = log.record(body, std::time::Duration::from_secs(5)).await {
+                tracing::error!(error = %e, "the interlock override could not be recorded in the audit trail");
+            }
+        });
+    })
 }
 
 /// The cluster-wide pod watch, started once when impersonation checks or the trust

@@ -42,6 +42,21 @@ pub enum Body {
     Certify(Box<CertifyRecord>),
     Checkpoint(Checkpoint),
     Gap(Gap),
+    Override(Override),
+}
+
+/// An operator activated an issuer that running workloads do not trust (the trust
+/// interlock's emergency override, issue 21).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Override {
+    /// The issuer activated: subject and serial (hex).
+    pub issuer: String,
+    pub serial: String,
+    /// SHA-256 (hex) of the trust anchor its chain reaches.
+    pub anchor_sha256: String,
+    /// Running workloads that did not trust it, and a few of them.
+    pub untrusting: u64,
+    pub sample: Vec<String>,
 }
 
 /// Records some sink does not hold, said inside the chain (written when the sink takes

@@ -74,7 +74,16 @@ pub async fn run_issuer(
 ) {
     let r = reloader.clone();
     let apply = move |s: &Secret| match issuer_from_secret(s) {
-        Ok(m) => r.issuer_read(SOURCE, m),
+        Ok(m) => {
+            let forced = s
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(super::OVERRIDE_ANNOTATION))
+                .is_some_and(|v| v == "true");
+            r.issuer_override(forced);
+            r.issuer_read(SOURCE, m)
+        }
         Err(e) => r.issuer_invalid(SOURCE, &e),
     };
     let missing = move |why: &str| reloader.issuer_missing(SOURCE, why);

@@ -10,4 +10,6 @@ mod remind;
 pub mod settings;
 pub mod watch;
 
-pub use reloader::{NoReport, ReloadReporter, Reloader, Reminders};
+pub use reloader::{
+    NoReport, OVERRIDE_ANNOTATION, OverrideHook, ReloadReporter, Reloader, Reminders,
+};

@@ -28,6 +28,8 @@ struct State {
     /// The newest issuer material a source delivered (applied or not), and from where.
     seen: Option<IssuerMaterial>,
     seen_source: Option<Source>,
+    /// The source's issuer carries the override annotation.
+    forced: bool,
     /// The material behind the issuer in the store.
     current: Option<IssuerMaterial>,
     /// Whether the sources last found an issuer / anchors object (to tell `deleted`
@@ -70,8 +72,17 @@ pub struct Reloader {
     gate: Option<Arc<dyn TrustGate>>,
     /// Told which anchors are served (what Istio workloads pick up).
     trust: Option<Arc<crate::trust::TrustIndex>>,
+    /// Told when an issuer is activated by the override although workloads refuse it.
+    on_override: Option<OverrideHook>,
     state: Mutex<State>,
 }
+
+/// Called with the issuer and what the interlock said, when the override activated it.
+pub type OverrideHook = Arc<dyn Fn(&Issuer, &Hold) + Send + Sync>;
+
+/// The issuer Secret annotation that activates a held issuer anyway (an emergency: the
+/// workloads that do not trust its anchor will refuse its leaves and certmint itself).
+pub const OVERRIDE_ANNOTATION: &str = "certmint.io/activate-untrusted-issuer";
 
 impl Reloader {
     pub fn new(
@@ -86,6 +97,7 @@ impl Reloader {
             anchors: None,
             seen: None,
             seen_source: None,
+            forced: false,
             current: None,
             issuer_present: false,
             anchors_present: false,
@@ -101,6 +113,7 @@ impl Reloader {
             keys: Arc::new(NoExternalKeys),
             gate: None,
             trust: None,
+            on_override: None,
             state: Mutex::new(state),
         }
     }
@@ -117,6 +130,17 @@ impl Reloader {
         self.gate = Some(index.clone());
         self.trust = Some(index);
         self
+    }
+
+    /// `hook` hears of every issuer the override activated (the audit trail).
+    pub fn with_override_hook(mut self, hook: OverrideHook) -> Self {
+        self.on_override = Some(hook);
+        self
+    }
+
+    /// Whether the issuer material the source reads next carries the override.
+    pub fn issuer_override(&self, on: bool) {
+        self.lock().forced = on;
     }
 
     /// What the workloads trust changed (a pod came or went): a held issuer is looked at
@@ -342,7 +366,24 @@ impl Reloader {
         anchors: Arc<TrustAnchors>,
     ) {
         if let Some(hold) = self.held(&issuer) {
-            return self.hold_issuer(st, source, &issuer, &material, hold);
+            if !st.forced {
+                return self.hold_issuer(st, source, &issuer, &material, hold);
+            }
+            tracing::warn!(%source,
+                subject = %issuer.cert().subject,
+                untrusting = hold.untrusting,
+                sample = %hold.sample.join(", "),
+                "issuer activated by the override ({OVERRIDE_ANNOTATION}) although running workloads do not trust its anchor"
+            );
+            self.reporter.issuer_skipped(&format!(
+                "override: issuer {} activated although {} running workload(s) do not trust its anchor ({})",
+                issuer.cert().subject,
+                hold.untrusting,
+                hold.sample.join(", ")
+            ));
+            if let Some(hook) = &self.on_override {
+                hook(&issuer, &hold);
+            }
         }
         self.metrics.issuer_pending.set(0);
         self.metrics.issuer_pending_untrusting.set(0);
@@ -788,5 +829,37 @@ mod tests {
         let c = issuer_of(&new, "c");
         f.reloader.issuer_read(FILES, c.clone());
         assert_eq!(f.in_use().unwrap().0, c.digest());
+    }
+
+    #[test]
+    fn the_override_activates_a_held_issuer_and_tells_the_hook() {
+        let gate = Arc::new(Gate::default());
+        let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+        let f = Fixture::with(Some(gate.clone()));
+        let hook_heard = heard.clone();
+        let reloader = f.reloader.with_override_hook(Arc::new(move |issuer, hold| {
+            let line = format!("{} {}", issuer.cert().subject, hold.untrusting);
+            hook_heard.lock().unwrap().push(line);
+        }));
+        let (old, new) = (root("old"), root("new"));
+        reloader.anchors_read(
+            FILES,
+            format!("{}{}", old.cert_pem, new.cert_pem).as_bytes(),
+        );
+        reloader.issuer_read(FILES, issuer_of(&old, "a"));
+        gate.0.lock().unwrap().push(fingerprint(&new));
+        let b = issuer_of(&new, "b");
+        reloader.issuer_read(FILES, b.clone());
+        assert_ne!(f.store.load().unwrap().issuer.digest(), b.digest(), "held");
+        reloader.issuer_override(true);
+        reloader.issuer_read(FILES, b.clone());
+        assert_eq!(f.store.load().unwrap().issuer.digest(), b.digest());
+        assert_eq!(*heard.lock().unwrap(), ["CN=b 1"]);
+        let events = f.events.0.lock().unwrap().clone();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains("override: issuer CN=b activated"))
+        );
     }
 }

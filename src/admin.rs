@@ -1,4 +1,4 @@
-//! Admin HTTP: `/live`, `/ready` and `/metrics`.
+//! Admin HTTP: `/live`, `/ready`, `/metrics` and `/trust` (who trusts what, JSON).
 
 use std::sync::Arc;
 
@@ -8,6 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use certmint_core::ca::CaStore;
+use certmint_k8s::trust::{TrustIndex, TrustReport};
+
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -15,15 +18,39 @@ use crate::readiness::Readiness;
 struct AdminState {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
+    trust: Option<Arc<TrustIndex>>,
+    store: CaStore,
 }
 
-/// The admin router.
-pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
+/// The admin router; `trust` when the interlock is on.
+pub fn router(
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    trust: Option<Arc<TrustIndex>>,
+    store: CaStore,
+) -> Router {
     Router::new()
         .route("/live", get(|| async { "live\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
-        .with_state(AdminState { metrics, readiness })
+        .route("/trust", get(trust_json))
+        .with_state(AdminState {
+            metrics,
+            readiness,
+            trust,
+            store,
+        })
+}
+
+async fn trust_json(State(s): State<AdminState>) -> impl IntoResponse {
+    let report = match &s.trust {
+        Some(index) => {
+            let active = s.store.load().map(|st| st.issuer.anchor_fingerprint());
+            index.report(active)
+        }
+        None => TrustReport::default(),
+    };
+    axum::Json(report)
 }
 
 async fn ready(State(s): State<AdminState>) -> impl IntoResponse {

@@ -171,7 +171,12 @@ async fn start_admin(parts: &mut Parts, readiness: Arc<Readiness>) -> anyhow::Re
         .await
         .with_context(|| format!("cannot listen on admin_listen {at}"))?;
     let admin_addr = admin.local_addr()?;
-    let router = crate::admin::router(parts.metrics.clone(), readiness);
+    let router = crate::admin::router(
+        parts.metrics.clone(),
+        readiness,
+        parts.trust.clone(),
+        parts.store.clone(),
+    );
     let mut stop = parts.shutdown.clone();
     parts.spawn(async move {
         let stop = async move {

@@ -28,6 +28,20 @@ fn meshed(kube: &FakeKube, name: &str, anchors: &str) {
     });
 }
 
+/// `certmint rotation status` against the server's admin endpoint: (exit code, output).
+/// (Async: the server runs on this test's runtime.)
+async fn status(server: &Server) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args(["rotation", "status", "--admin"])
+        .arg(format!("http://{}", server.admin_addr))
+        .output()
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
 async fn metric(server: &Server, series: &str) -> u64 {
     let (_, body) = admin_get(server.admin_addr, "/metrics").await;
     body.lines()
@@ -50,10 +64,16 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     let store = server.store.clone();
     let active = || store.load().unwrap().issuer.cert().subject.clone();
     assert_eq!(active(), "CN=issuer a");
+    let s = &server;
+    eventually(WAIT, "the pod list is loaded", async || {
+        status(s).await.0 == 0
+    })
+    .await;
+    let (_, text) = status(s).await;
+    assert!(text.contains("2 running meshed workload(s)"), "{text}");
 
     // The overlap bundle, then an issuer under the new root.
     files.write_anchors(&overlap);
-    let s = &server;
     eventually(WAIT, "the overlap bundle is served", async || {
         s.store.load().unwrap().anchors.certs().len() == 2
     })
@@ -73,6 +93,14 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
         "CN=issuer a",
         "never activated while web-old runs"
     );
+    let (code, text) = status(s).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("is held until 1 workload(s)"), "{text}");
+    assert!(text.contains("shop/web-old"), "{text}");
+    assert!(
+        text.contains("kubectl -n shop delete pod web-old"),
+        "{text}"
+    );
     // Certify keeps working, under the old issuer.
     let resp = files.certify_web(server.grpc_addr).await.unwrap();
     assert_eq!(resp.intermediate_certificates[0], issuer_a.der);
@@ -89,5 +117,18 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     assert_eq!(metric(s, "certmint_issuer_pending ").await, 0);
     let resp = files.certify_web(server.grpc_addr).await.unwrap();
     assert_eq!(resp.intermediate_certificates[0], issuer_b.der);
+    assert_eq!(status(s).await.0, 0);
+
+    // A pod started later with the old root only cannot talk to anyone now: unsafe.
+    meshed(&kube, "web-stale", &old.cert_pem);
+    eventually(WAIT, "status reports the unsafe state", async || {
+        status(s).await.0 == 2
+    })
+    .await;
+    let (_, text) = status(s).await;
+    assert!(
+        text.contains("UNSAFE") && text.contains("shop/web-stale"),
+        "{text}"
+    );
     server.shutdown().await.unwrap();
 }

@@ -8,6 +8,7 @@ mod describe;
 pub mod dev;
 mod hsm;
 mod inspect;
+mod rotation;
 mod serve;
 
 use std::process::ExitCode;
@@ -52,6 +53,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Check (`verify`) or search (`find`) issuance audit files.
     Audit(audit::AuditArgs),
+    /// Trust-anchor rotation: what blocks the next step (`status`), the steps (`plan`).
+    Rotation(rotation::RotationArgs),
 }
 
 /// Runs the parsed command.
@@ -68,5 +71,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args).await,
         Command::Inspect(args) => inspect::run(args).await,
         Command::Audit(args) => audit::run(args),
+        Command::Rotation(args) => rotation::run(args).await,
     }
 }

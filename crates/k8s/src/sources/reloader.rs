@@ -387,6 +387,9 @@ impl Reloader {
         }
         self.metrics.issuer_pending.set(0);
         self.metrics.issuer_pending_untrusting.set(0);
+        if let Some(index) = &self.trust {
+            index.set_pending(None);
+        }
         tracing::info!(%source,
             subject = %issuer.cert().subject,
             serial = %issuer.cert().serial_hex,
@@ -431,6 +434,12 @@ impl Reloader {
     ) {
         self.count_issuer(source, Reload::Held);
         self.metrics.issuer_pending.set(1);
+        if let Some(index) = &self.trust {
+            index.set_pending(Some((
+                issuer.cert().subject.clone(),
+                issuer.anchor_fingerprint(),
+            )));
+        }
         self.metrics
             .issuer_pending_untrusting
             .set(i64::try_from(hold.untrusting).unwrap_or(i64::MAX));

@@ -14,6 +14,7 @@ use certmint_core::trust::{
 };
 
 use super::pod::{PodTrust, fingerprints, pod_trust};
+use super::report::{PendingReport, TrustReport, WorkloadReport};
 
 /// What every running meshed pod trusts, kept from the pod watch (and the ConfigMaps
 /// Linkerd pods read their bundle from, and the bundles certmint served Istio workloads),
@@ -25,6 +26,8 @@ pub struct TrustIndex {
     istio: bool,
     /// The pod list has been loaded; until then every root change is held.
     synced: AtomicBool,
+    /// The issuer the interlock holds, for reports: subject and anchor.
+    pending: RwLock<Option<(String, Fingerprint)>>,
     /// The longest leaf lifetime: Istio workloads renew within it.
     leaf_lifetime: Duration,
     clock: Arc<dyn Clock>,
@@ -52,6 +55,7 @@ impl TrustIndex {
             inner: RwLock::default(),
             istio,
             synced: AtomicBool::new(false),
+            pending: RwLock::new(None),
             leaf_lifetime,
             clock,
         }
@@ -179,6 +183,50 @@ impl TrustIndex {
             })
             .collect();
         TrustView { workloads }
+    }
+
+    /// The reloader holds (or no longer holds) an issuer.
+    pub fn set_pending(&self, pending: Option<(String, Fingerprint)>) {
+        *self.pending.write().unwrap_or_else(|e| e.into_inner()) = pending;
+    }
+
+    /// Who trusts what, against the active issuer's anchor and the held one's.
+    pub fn report(&self, active: Option<Fingerprint>) -> TrustReport {
+        let pending = self
+            .pending
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let hex = |f: &Fingerprint| certmint_core::digest::hex(f);
+        let workloads = self
+            .view()
+            .workloads
+            .iter()
+            .map(|w| WorkloadReport {
+                namespace: w.namespace.clone(),
+                name: w.name.clone(),
+                owner: w.owner.clone(),
+                source: match w.source {
+                    TrustSource::LinkerdEnv => "linkerd-env",
+                    TrustSource::LinkerdConfigMap => "linkerd-configmap",
+                    TrustSource::Istio => "istio",
+                }
+                .to_owned(),
+                anchors: w.anchors.as_ref().map(|a| a.iter().map(hex).collect()),
+                trusts_active: active.is_some_and(|a| w.trusts(&a)),
+                trusts_pending: pending.as_ref().map(|(_, a)| w.trusts(a)),
+            })
+            .collect();
+        TrustReport {
+            interlock: true,
+            synced: self.synced(),
+            active_anchor: active.as_ref().map(hex),
+            pending: pending.map(|(issuer, a)| PendingReport {
+                issuer,
+                anchor: hex(&a),
+            }),
+            workloads,
+        }
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {

@@ -3,9 +3,11 @@
 
 pub mod index;
 pub mod pod;
+pub mod report;
 pub mod settings;
 pub mod watch;
 
 pub use index::TrustIndex;
 pub use pod::{PodTrust, fingerprints, pod_trust};
+pub use report::TrustReport;
 pub use settings::RotationConfig;

@@ -1,0 +1,314 @@
+//! `certmint rotation status | plan`: where a trust-anchor rotation stands and what blocks
+//! its next step (from certmint's admin endpoint `/trust`), and the steps of one for this
+//! cluster (offline).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::cli::describe::OutputFormat;
+use certmint_k8s::trust::TrustReport;
+use certmint_k8s::trust::report::WorkloadReport;
+
+/// A `/trust` answer larger than this is refused.
+const MAX_REPORT: usize = 64 << 20;
+
+#[derive(Debug, Args)]
+pub struct RotationArgs {
+    #[command(subcommand)]
+    command: RotationCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RotationCommand {
+    /// What blocks the next step. Exit 0 nothing blocks, 1 waiting (with what on),
+    /// 2 unsafe (a running pod does not trust the active issuer's anchor).
+    Status(StatusArgs),
+    /// The steps of a trust-anchor rotation for this cluster, with the commands.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// certmint's admin address (e.g. after `kubectl -n certmint port-forward deploy/certmint 9990`).
+    #[arg(long, default_value = "http://127.0.0.1:9990")]
+    admin: String,
+    #[arg(long, value_enum, default_value = "table")]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The new trust anchor (PEM), made offline with `certmint ca root`.
+    #[arg(long)]
+    new_anchor: PathBuf,
+    /// The bundle in use now (default: read it from the cluster in the first step).
+    #[arg(long)]
+    trust_anchors: Option<PathBuf>,
+    #[arg(long, default_value = "certmint")]
+    namespace: String,
+    #[arg(long, default_value = "certmint-issuer")]
+    secret: String,
+    #[arg(long, default_value = "certmint-trust-anchors")]
+    configmap: String,
+    /// Linkerd's namespace (its trust-roots ConfigMap and `linkerd upgrade`).
+    #[arg(long, default_value = "linkerd")]
+    linkerd_namespace: String,
+}
+
+pub async fn run(args: RotationArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        RotationCommand::Status(a) => status(a).await,
+        RotationCommand::Plan(a) => plan(a),
+    }
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let report = fetch(&args.admin).await?;
+    let (code, text) = judge(&report);
+    match args.output {
+        OutputFormat::Table => print!("{text}"),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(ExitCode::from(code))
+}
+
+async fn fetch(admin: &str) -> anyhow::Result<TrustReport> {
+    let url = format!("{}/trust", admin.trim_end_matches('/'));
+    let uri: hyper::Uri = url.parse().with_context(|| format!("--admin {admin}"))?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
+        .await
+        .with_context(|| format!("{url} did not answer within 10 s"))?
+        .with_context(|| format!("cannot reach certmint's admin endpoint {url}"))?;
+    if !answer.status().is_success() {
+        bail!("{url} answered {}", answer.status());
+    }
+    let body = Limited::new(answer.into_body(), MAX_REPORT)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading {url}: {e}"))?
+        .to_bytes();
+    serde_json::from_slice(&body).with_context(|| format!("{url} is not certmint's trust report"))
+}
+
+/// The exit code and what to tell the operator.
+fn judge(r: &TrustReport) -> (u8, String) {
+    if !r.interlock {
+        let text = "the interlock is off (certmint has no pod watch: files mode or no Kubernetes client); nothing is known about what workloads trust\n";
+        return (0, text.to_owned());
+    }
+    if !r.synced {
+        return (
+            1,
+            "waiting: certmint has not loaded the pod list yet\n".to_owned(),
+        );
+    }
+    let mut out = format!(
+        "{} running meshed workload(s); active issuer's anchor {}\n",
+        r.workloads.len(),
+        short(r.active_anchor.as_deref())
+    );
+    let refusing: Vec<&WorkloadReport> = r.refusing_active().collect();
+    if !refusing.is_empty() {
+        out += &format!(
+            "UNSAFE: {} running workload(s) do not trust the active issuer's anchor; their connections fail until they are restarted with a bundle that holds it:\n",
+            refusing.len()
+        );
+        out += &pods(&refusing);
+        return (2, out);
+    }
+    let Some(p) = &r.pending else {
+        out += "nothing blocks: no issuer is waiting, every running workload trusts the active anchor\n";
+        return (0, out);
+    };
+    let blocking: Vec<&WorkloadReport> = r.blocking_pending().collect();
+    out += &format!(
+        "waiting: issuer {} (anchor {}) is held until {} workload(s) trust its anchor; restart them with the overlap bundle:\n",
+        p.issuer,
+        short(Some(&p.anchor)),
+        blocking.len()
+    );
+    out += &pods(&blocking);
+    (1, out)
+}
+
+fn pods(list: &[&WorkloadReport]) -> String {
+    list.iter()
+        .map(|w| {
+            let knows = match &w.anchors {
+                Some(a) => format!(
+                    "trusts {}",
+                    a.iter()
+                        .map(|f| short(Some(f)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => "trust unknown".to_owned(),
+            };
+            format!(
+                "  {}/{} ({}, {knows})\n    fix: {}\n",
+                w.namespace,
+                w.name,
+                w.source,
+                restart(w)
+            )
+        })
+        .collect()
+}
+
+/// The command that replaces the pod: its controller restarted, else the pod deleted.
+fn restart(w: &WorkloadReport) -> String {
+    let ns = &w.namespace;
+    match w.owner.as_deref().and_then(|o| o.split_once('/')) {
+        // A ReplicaSet's Deployment is its name without the pod-template hash.
+        Some(("replicaset", rs)) => match rs.rsplit_once('-') {
+            Some((deploy, _)) => format!("kubectl -n {ns} rollout restart deployment/{deploy}"),
+            None => format!("kubectl -n {ns} delete pod {}", w.name),
+        },
+        Some((kind @ ("statefulset" | "daemonset" | "deployment"), name)) => {
+            format!("kubectl -n {ns} rollout restart {kind}/{name}")
+        }
+        _ => format!("kubectl -n {ns} delete pod {}", w.name),
+    }
+}
+
+fn short(fingerprint: Option<&str>) -> String {
+    match fingerprint {
+        Some(f) if f.len() > 16 => format!("sha256:{}…", &f[..16]),
+        Some(f) => format!("sha256:{f}"),
+        None => "(none)".to_owned(),
+    }
+}
+
+fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
+    let bytes = certmint_core::fsutil::read_bounded(&a.new_anchor, 1 << 20)
+        .with_context(|| format!("cannot read --new-anchor {}", a.new_anchor.display()))?;
+    let anchor = certmint_core::ca::TrustAnchors::from_pem(&bytes, std::time::SystemTime::now())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--new-anchor {}: {e}; pass the root made by `certmint ca root`",
+                a.new_anchor.display()
+            )
+        })?;
+    let first = &anchor.certs()[0];
+    let mut text = format!(
+        "# New trust anchor {} (sha256 {}), valid until {}.\n",
+        first.subject,
+        first.fingerprint_sha256,
+        certmint_core::ca::fmt_time(first.not_after)
+    );
+    let new = a.new_anchor.display();
+    let (ns, secret, cm, l5d) = (&a.namespace, &a.secret, &a.configmap, &a.linkerd_namespace);
+    let current = match &a.trust_anchors {
+        Some(p) => p.display().to_string(),
+        None => "current.pem".to_owned(),
+    };
+    let fetch = match &a.trust_anchors {
+        Some(_) => String::new(),
+        None => format!(
+            "kubectl -n {ns} get configmap {cm} -o jsonpath='{{.data.ca-bundle\\.crt}}' > current.pem\n"
+        ),
+    };
+    text += &format!(
+        "# Trust-anchor rotation for namespace {ns} (issuer Secret {secret}, anchors ConfigMap {cm}).
+# certmint holds a new issuer until every running meshed pod trusts its anchor; follow
+# `certmint rotation status` (exit 0 = nothing blocks) between the steps.
+
+# 1. The overlap bundle: the anchors in use and the new one.
+{fetch}certmint ca bundle {current} {new} > overlap.pem
+kubectl -n {ns} create configmap {cm} --from-file=ca-bundle.crt=overlap.pem --dry-run=client -o yaml | kubectl apply -f -
+
+# 2. Give every workload the overlap bundle.
+#    Linkerd: the injector writes identityTrustAnchorsPEM into each pod; proxies read it at start.
+linkerd upgrade --identity-trust-anchors-file=overlap.pem | kubectl apply -f -
+kubectl -n {l5d} create configmap linkerd-identity-trust-roots --from-file=ca-bundle.crt=overlap.pem --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n {l5d} rollout restart deploy
+#    then restart every meshed workload (certmint lists the ones still missing the new anchor):
+certmint rotation status
+#    Istio: certmint serves the overlap bundle in every CreateCertificate answer at once;
+#    sidecars and ztunnel hold it after their next renewal (within one leaf lifetime). Also
+#    update istio-ca-root-cert if something else distributes it.
+
+# 3. The new issuer, under the new root (its key offline or in an HSM, docs/operations.md §12).
+certmint ca issuer --ca-cert {new} --ca-key new-root.key --cert issuer-new/tls.crt --key issuer-new/tls.key
+certmint check --trust-anchors overlap.pem --issuer-dir issuer-new
+kubectl -n {ns} create secret tls {secret} --cert=issuer-new/tls.crt --key=issuer-new/tls.key --dry-run=client -o yaml | kubectl apply -f -
+#    certmint activates it only when no running pod refuses it; until then:
+certmint rotation status      # exit 1: waiting, with the pods and the command that fixes each
+
+# 4. Wait until no leaf from the old issuer is in use: one leaf lifetime (24 h by default)
+#    after the new issuer became active (its IssuerUpdated Event), or restart the workloads.
+
+# 5. Drop the old anchor.
+kubectl -n {ns} create configmap {cm} --from-file=ca-bundle.crt={new} --dry-run=client -o yaml | kubectl apply -f -
+linkerd upgrade --identity-trust-anchors-file={new} | kubectl apply -f -
+kubectl -n {l5d} create configmap linkerd-identity-trust-roots --from-file=ca-bundle.crt={new} --dry-run=client -o yaml | kubectl apply -f -
+#    and restart the workloads once more so that they stop trusting the old anchor.
+certmint rotation status\n"
+    );
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certmint_k8s::trust::report::PendingReport;
+
+    fn w(name: &str, owner: Option<&str>, active: bool, pending: Option<bool>) -> WorkloadReport {
+        WorkloadReport {
+            namespace: "shop".into(),
+            name: name.into(),
+            owner: owner.map(str::to_owned),
+            source: "linkerd-env".into(),
+            anchors: Some(vec!["ab".repeat(32)]),
+            trusts_active: active,
+            trusts_pending: pending,
+        }
+    }
+
+    fn report(workloads: Vec<WorkloadReport>, pending: bool) -> TrustReport {
+        TrustReport {
+            interlock: true,
+            synced: true,
+            active_anchor: Some("ab".repeat(32)),
+            pending: pending.then(|| PendingReport {
+                issuer: "CN=b".into(),
+                anchor: "cd".repeat(32),
+            }),
+            workloads,
+        }
+    }
+
+    #[test]
+    fn exit_codes_say_nothing_blocks_waiting_or_unsafe() {
+        let (code, _) = judge(&report(vec![w("a", None, true, None)], false));
+        assert_eq!(code, 0);
+        let (code, text) = judge(&report(
+            vec![w(
+                "web-5d9c-x1",
+                Some("replicaset/web-5d9c"),
+                true,
+                Some(false),
+            )],
+            true,
+        ));
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("kubectl -n shop rollout restart deployment/web"),
+            "{text}"
+        );
+        let (code, text) = judge(&report(vec![w("old", None, false, None)], false));
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("kubectl -n shop delete pod old"), "{text}");
+        let off = TrustReport::default();
+        assert_eq!(judge(&off).0, 0);
+    }
+}

@@ -145,6 +145,7 @@ mod tests {
             .filter(|l| {
                 !(l.contains("certmint_hsm_")
                     || l.contains("certmint_issuer_pending")
+                    || l.contains("certmint_trust_anchors_removed_early")
                     || l.contains("result=\"held\""))
             })
             .collect();

@@ -119,6 +119,8 @@ pub struct Metrics {
     /// workloads do not trust its anchor.
     pub issuer_pending: Gauge,
     pub issuer_pending_untrusting: Gauge,
+    /// Anchors the last bundle change removed while leaves under them may still live.
+    pub anchors_removed_early: Gauge,
     pub anchor_expiry: Family<FingerprintLabel, Gauge>,
     pub anchors_earliest_expiry: Gauge,
     pub issuer_reloads: Family<ReloadLabels, Counter>,
@@ -154,6 +156,11 @@ impl Metrics {
             "issuer_pending",
             "1 while a new issuer waits because running workloads do not trust its anchor",
             m.issuer_pending.clone(),
+        );
+        r.register(
+            "trust_anchors_removed_early",
+            "Anchors the last bundle change removed while leaves under them may still be in use",
+            m.anchors_removed_early.clone(),
         );
         r.register(
             "issuer_pending_untrusting_workloads",
@@ -290,6 +297,7 @@ impl Default for Metrics {
             issuer_not_before: Gauge::default(),
             issuer_pending: Gauge::default(),
             issuer_pending_untrusting: Gauge::default(),
+            anchors_removed_early: Gauge::default(),
             anchor_expiry: Family::default(),
             anchors_earliest_expiry: Gauge::default(),
             issuer_reloads: Family::default(),

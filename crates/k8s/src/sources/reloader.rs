@@ -352,9 +352,47 @@ impl Reloader {
         self.count_anchors(source, Reload::Applied);
         if let Some(index) = &self.trust {
             index.served(anchors.certs().iter().map(|c| sha256(&c.der)).collect());
+            self.removed_early(st, index, &anchors);
         }
         st.anchor_refusals.clear();
         st.anchors = Some((digest, anchors));
+    }
+
+    /// Warns when the new bundle drops an anchor that leaves still chain to (an issuer
+    /// under it signed less than a leaf lifetime ago), with the time it would be safe.
+    fn removed_early(&self, st: &State, index: &crate::trust::TrustIndex, anchors: &TrustAnchors) {
+        let Some((_, before)) = &st.anchors else {
+            return;
+        };
+        let now = self.clock.now();
+        let kept: std::collections::HashSet<_> =
+            anchors.certs().iter().map(|c| sha256(&c.der)).collect();
+        let mut early = 0;
+        for gone in before
+            .certs()
+            .iter()
+            .filter(|c| !kept.contains(&sha256(&c.der)))
+        {
+            let fp = sha256(&gone.der);
+            let in_use = self
+                .store
+                .load()
+                .is_some_and(|s| s.issuer.anchor_fingerprint() == fp);
+            let Some(safe) = index.safe_to_remove_at(&fp, in_use) else {
+                continue;
+            };
+            if safe > now {
+                early += 1;
+                let reason = format!(
+                    "trust anchor {} was removed while leaves under it may still be in use; it was safe to remove from {}",
+                    gone.subject,
+                    certmint_core::ca::fmt_time(safe)
+                );
+                tracing::warn!("{reason}");
+                self.reporter.issuer_skipped(&reason);
+            }
+        }
+        self.metrics.anchors_removed_early.set(early);
     }
 
     fn apply(
@@ -389,6 +427,10 @@ impl Reloader {
         self.metrics.issuer_pending_untrusting.set(0);
         if let Some(index) = &self.trust {
             index.set_pending(None);
+            let before = self.store.load().map(|s| s.issuer.anchor_fingerprint());
+            if let Some(old) = before.filter(|a| *a != issuer.anchor_fingerprint()) {
+                index.retire(old);
+            }
         }
         tracing::info!(%source,
             subject = %issuer.cert().subject,
@@ -870,5 +912,39 @@ mod tests {
                 .iter()
                 .any(|e| e.contains("override: issuer CN=b activated"))
         );
+    }
+
+    #[test]
+    fn removing_an_anchor_that_live_leaves_chain_to_is_warned_with_the_safe_time() {
+        let index = Arc::new(crate::trust::TrustIndex::new(
+            DAY,
+            Arc::new(FixedClock(now())),
+            false,
+        ));
+        index.replace(&[]);
+        let mut f = Fixture::new();
+        f.reloader = f.reloader.with_trust(index.clone());
+        let (old, new) = (root("old"), root("new"));
+        f.reloader.anchors_read(
+            FILES,
+            format!("{}{}", old.cert_pem, new.cert_pem).as_bytes(),
+        );
+        f.reloader.issuer_read(FILES, issuer_of(&old, "a"));
+        f.reloader.issuer_read(FILES, issuer_of(&new, "b"));
+        // Leaves from issuer a live for one more day: dropping the old root now is early.
+        f.reloader.anchors_read(FILES, new.cert_pem.as_bytes());
+        assert_eq!(f.metrics.anchors_removed_early.get(), 1);
+        let safe = certmint_core::ca::fmt_time(now() + DAY);
+        let events = f.events();
+        let warned = events.last().unwrap();
+        assert!(
+            warned.contains("CN=old") && warned.contains(&safe),
+            "{warned}"
+        );
+        assert_eq!(
+            index.safe_to_remove_at(&fingerprint(&old), false),
+            Some(now() + DAY)
+        );
+        assert_eq!(index.safe_to_remove_at(&fingerprint(&new), true), None);
     }
 }

@@ -28,6 +28,9 @@ pub struct TrustIndex {
     synced: AtomicBool,
     /// The issuer the interlock holds, for reports: subject and anchor.
     pending: RwLock<Option<(String, Fingerprint)>>,
+    /// Anchors whose issuer certmint stopped signing with, and when: leaves under them
+    /// live one leaf lifetime longer.
+    retired: RwLock<HashMap<Fingerprint, SystemTime>>,
     /// The longest leaf lifetime: Istio workloads renew within it.
     leaf_lifetime: Duration,
     clock: Arc<dyn Clock>,
@@ -56,6 +59,7 @@ impl TrustIndex {
             istio,
             synced: AtomicBool::new(false),
             pending: RwLock::new(None),
+            retired: RwLock::default(),
             leaf_lifetime,
             clock,
         }
@@ -188,6 +192,29 @@ impl TrustIndex {
     /// The reloader holds (or no longer holds) an issuer.
     pub fn set_pending(&self, pending: Option<(String, Fingerprint)>) {
         *self.pending.write().unwrap_or_else(|e| e.into_inner()) = pending;
+    }
+
+    /// certmint stopped signing with an issuer under `anchor` now (another became active).
+    pub fn retire(&self, anchor: Fingerprint) {
+        let now = self.clock.now();
+        self.retired
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(anchor, now);
+    }
+
+    /// When `anchor` may leave the bundle: `None` while `in_use` (an active or held issuer
+    /// chains to it); the last leaf signed under it is dead one leaf lifetime after its
+    /// issuer was retired (an anchor no issuer of this process used: now).
+    pub fn safe_to_remove_at(&self, anchor: &Fingerprint, in_use: bool) -> Option<SystemTime> {
+        let retired = self.retired.read().unwrap_or_else(|e| e.into_inner());
+        certmint_core::trust::safe_to_remove_at(
+            in_use,
+            retired.get(anchor).copied(),
+            self.clock.now(),
+            self.leaf_lifetime,
+            Duration::ZERO,
+        )
     }
 
     /// Who trusts what, against the active issuer's anchor and the held one's.

@@ -9,5 +9,6 @@
 pub mod authn;
 pub mod client;
 pub mod metrics;
+pub mod podcert;
 pub mod pods;
 pub mod sources;

@@ -19,6 +19,7 @@ use crate::readiness::Readiness;
 
 mod authn;
 mod grpc;
+mod podcert;
 mod sources;
 
 /// What every builder shares: the settings, the clock, the metrics, the store, the
@@ -31,6 +32,8 @@ struct Parts {
     kube: Option<kube::Client>,
     /// Resolves issuer keys held in an HSM (`hsm:`), else refuses them.
     keys: Arc<dyn KeyResolver>,
+    /// The cluster-wide pod watch, once a part needs it.
+    pods: Option<Arc<certmint_k8s::pods::PodIndex>>,
     shutdown: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -79,11 +82,13 @@ impl Server {
             store: CaStore::new(),
             kube,
             keys,
+            pods: None,
             shutdown: shutdown_rx,
             tasks: Vec::new(),
         };
         sources::start(&mut parts);
         let audit = start_audit(&parts)?;
+        podcert::start(&mut parts, audit.as_ref())?;
         let services = grpc::services(&mut parts, audit.as_ref())?;
         let readiness = grpc::readiness(&mut parts, &services, audit.as_ref());
         let admin_addr = start_admin(&mut parts, readiness.clone()).await?;

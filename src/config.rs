@@ -20,6 +20,7 @@ pub use certmint_hsm::HsmConfig;
 pub use certmint_k8s::authn::settings::{
     AuthnConfig, AuthnMode, JwtConfig, KubeAuthnConfig, LocalVerification,
 };
+pub use certmint_k8s::podcert::PodCertConfig;
 pub use certmint_k8s::sources::settings::{AnchorsConfig, IssuerConfig, SourceKind};
 
 /// A configuration that passed every check, with the values checking parsed.
@@ -79,6 +80,8 @@ pub struct Config {
     pub istio: IstioConfig,
     /// Issuer keys in a PKCS#11 token (an issuer key entry holding a `pkcs11:` URI).
     pub hsm: Option<HsmConfig>,
+    /// certmint as a Kubernetes PodCertificateRequest signer.
+    pub pod_certificates: PodCertConfig,
 }
 
 impl Default for Config {
@@ -99,6 +102,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             istio: IstioConfig::default(),
             hsm: None,
+            pod_certificates: PodCertConfig::default(),
         }
     }
 }
@@ -194,6 +198,9 @@ impl Config {
         self.audit.validate()?;
         if let Some(hsm) = &self.hsm {
             hsm.validate()?;
+        }
+        if self.pod_certificates.enabled {
+            self.pod_certificates.validate()?;
         }
         Ok(Settings {
             config: self,
@@ -291,5 +298,26 @@ mod tests {
         let bad = Config::from_yaml("audit: {enabled: true}", "t").unwrap();
         let msg = bad.validate().unwrap_err().to_string();
         assert!(msg.contains("without a sink"), "{msg}");
+    }
+
+    #[test]
+    fn pod_certificates_section_parses_is_checked_and_ships_its_defaults() {
+        let c = Config::from_yaml(
+            "pod_certificates: {enabled: true, signer_name: example.com/mesh, pod_wait: 5s}",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.pod_certificates.signer_name, "example.com/mesh");
+        c.validate().unwrap();
+        let bad = Config::from_yaml(
+            "pod_certificates: {enabled: true, signer_name: kubernetes.io/x}",
+            "t",
+        )
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("pod_certificates.signer_name"), "{err}");
+        let shipped = include_str!("../config/certmint.yaml");
+        let shipped = Config::from_yaml(shipped, "config/certmint.yaml").unwrap();
+        assert_eq!(shipped.pod_certificates, PodCertConfig::default());
     }
 }

@@ -20,6 +20,7 @@ pub(super) fn needs_kube(c: &Config) -> bool {
         || c.issuer.source == SourceKind::Kubernetes
         || c.trust_anchors.source == SourceKind::Kubernetes
         || c.istio.impersonation()
+        || c.pod_certificates.enabled
 }
 
 /// Starts the sources; they push what they read through the reloader into the store.
@@ -94,9 +95,22 @@ pub(super) fn pod_index(parts: &mut Parts) -> anyhow::Result<Option<Arc<PodIndex
     if !parts.settings.config.istio.impersonation() {
         return Ok(None);
     }
-    let client = parts.kube.clone().context("istio.trusted_node_accounts needs a Kubernetes client to watch pods; set kubeconfig or run in a cluster")?;
+    shared_pod_index(parts, "istio.trusted_node_accounts").map(Some)
+}
+
+/// The one cluster-wide pod watch, started by the first part that needs it (`needed_by`
+/// names that part's setting in the error when there is no client).
+pub(super) fn shared_pod_index(
+    parts: &mut Parts,
+    needed_by: &str,
+) -> anyhow::Result<Arc<PodIndex>> {
+    if let Some(pods) = &parts.pods {
+        return Ok(pods.clone());
+    }
+    let client = parts.kube.clone().with_context(|| format!("{needed_by} needs a Kubernetes client to watch pods; set kubeconfig or run in a cluster"))?;
     let pods = Arc::new(PodIndex::default());
     let run = pods.clone().run(client, parts.shutdown.clone());
     parts.spawn(run);
-    Ok(Some(pods))
+    parts.pods = Some(pods.clone());
+    Ok(pods)
 }

@@ -430,6 +430,7 @@ main() {
     --set authn.kubernetes.localVerification=off
   run_scenario istio certmint -f "$CHART/ci/istio-values.yaml" "${ANCHOR_ARGS[@]}"
   run_scenario hsm certmint -f "$CHART/ci/hsm-values.yaml"
+  run_scenario podcert certmint -f "$CHART/ci/podcert-values.yaml"
 
   printf '\n--- negative cases ---\n'
   must_fail "typo in a values key (issuer.extrnal)" --set issuer.extrnal=true
@@ -443,6 +444,7 @@ main() {
   must_fail "authn.mode outside kubernetes|jwt" --set authn.mode=oidc
   must_fail "authn.kubernetes.localVerification outside off|fallback|first" --set authn.kubernetes.localVerification=always
   must_fail "hsm.enabled without hsm.pinSecret" --set hsm.enabled=true
+  must_fail "podCertificates.signerName without a domain" --set podCertificates.signerName=spiffe
   must_fail "hsm.module not an absolute path" --set hsm.enabled=true --set hsm.pinSecret=p \
     --set hsm.module=libsofthsm2.so
   must_fail "istio.trustedNodeAccounts entry not NAMESPACE/NAME" --set istio.enabled=true \

@@ -65,6 +65,15 @@ limits:
   preface_timeout: {{ .Values.limits.prefaceTimeout | quote }}
   max_connections: {{ int .Values.limits.maxConnections }}
   max_header_list_size: {{ int .Values.limits.maxHeaderListSize }}
+{{- if .Values.podCertificates.enabled }}
+pod_certificates:
+  enabled: true
+  signer_name: {{ .Values.podCertificates.signerName | quote }}
+  pod_wait: {{ .Values.podCertificates.podWait | quote }}
+  write_qps: {{ int .Values.podCertificates.writeQps }}
+  write_burst: {{ int .Values.podCertificates.writeBurst }}
+  publish_trust_bundle: {{ .Values.podCertificates.publishTrustBundle }}
+{{- end }}
 {{- if .Values.hsm.enabled }}
 hsm:
   module: {{ .Values.hsm.module | quote }}

@@ -74,7 +74,7 @@ async fn run(n: u64, qps: u32, burst: u32) {
     };
     let deadline = Instant::now() + Duration::from_secs(n / u64::from(qps.max(1)) * 3 + 120);
     while issued(&kube) < n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let took = start.elapsed();
     let done = issued(&kube);

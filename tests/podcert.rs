@@ -410,7 +410,8 @@ async fn two_replicas_decide_each_request_once() {
         assert_eq!(t, "Issued");
     }
     // Every request carries one decision, written once: the loser's write conflicted,
-    // it re-read the request, found it decided and left it alone.
+    // it re-read the request, found it decided and left it alone (a replica whose watch
+    // shows a request only once it is decided never works on it at all).
     let issued = |s: &Server| {
         metric(
             s,
@@ -425,13 +426,22 @@ async fn two_replicas_decide_each_request_once() {
     };
     eventually(WAIT, "both replicas done", async || {
         issued(&e.server) + issued(&second) == N as f64
-            && issued(&e.server) + lost(&e.server) == N as f64
-            && issued(&second) + lost(&second) == N as f64
+            && issued(&e.server) + lost(&e.server) <= N as f64
+            && issued(&second) + lost(&second) <= N as f64
     })
     .await;
     for o in e.kube.pod_certificate_requests() {
         assert_eq!(o["status"]["conditions"].as_array().unwrap().len(), 1);
     }
+    // What first-writer-wins costs: requests the losing replica also worked on.
+    eprintln!(
+        "replica 1: {} issued, {} decided elsewhere; replica 2: {} issued, {} decided elsewhere; {} status writes for {N} requests",
+        issued(&e.server),
+        lost(&e.server),
+        issued(&second),
+        lost(&second),
+        e.kube.request_count(RequestKind::PodCertificateStatusWrite),
+    );
 }
 
 #[tokio::test]
@@ -457,4 +467,73 @@ async fn the_trust_bundle_follows_an_anchor_rotation() {
         .create_pod_certificate_request(&web_request("after-rotation", &e, &key));
     let (_, _, status) = decided(&e.kube, "after-rotation").await;
     verify_against_bundle(&status, b["spec"]["trustBundle"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn every_decision_is_in_the_audit_trail_with_the_request_pod_and_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let audit_path = path.clone();
+    let e = env_with(move |c| {
+        c.audit.enabled = true;
+        c.audit.replica = Some("r-0".into());
+        c.audit.file = Some(certmint_audit::config::FileSinkConfig {
+            path: audit_path,
+            max_size: 1 << 20,
+            keep: 2,
+        });
+    })
+    .await;
+    let key = KeyPair::generate().unwrap();
+    e.kube
+        .create_pod_certificate_request(&web_request("audited", &e, &key));
+    let mut wrong = web_request("audited-denied", &e, &key);
+    wrong.node_name = "node-b".into();
+    e.kube.create_pod_certificate_request(&wrong);
+    let (_, _, status) = decided(&e.kube, "audited").await;
+    decided(&e.kube, "audited-denied").await;
+    let mut records: Vec<Value> = Vec::new();
+    eventually(WAIT, "two certify records", async || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        records = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["kind"] == "certify")
+            .collect();
+        records.len() >= 2
+    })
+    .await;
+    let by_request = |name: &str| {
+        records
+            .iter()
+            .find(|r| r["request"] == format!("shop/{name}"))
+            .unwrap_or_else(|| panic!("no record for {name}: {records:?}"))
+            .clone()
+    };
+    let issued = by_request("audited");
+    assert_eq!(issued["api"], "pod_certificate");
+    assert_eq!(issued["code"], "OK");
+    assert_eq!(issued["identity"], spiffe_id("shop", "web"));
+    assert_eq!(issued["caller"]["pod_name"], "web-0");
+    assert_eq!(issued["caller"]["node"], "node-a");
+    assert_eq!(issued["caller"]["method"], "podcertificaterequest");
+    let chain = chain_ders(&status);
+    let (_, leaf) = X509Certificate::from_der(&chain[0]).unwrap();
+    let serial: String = leaf
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(issued["cert"]["serial"], serial);
+    let denied = by_request("audited-denied");
+    assert_eq!(denied["code"], "PERMISSION_DENIED");
+    assert!(
+        denied["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("PodMismatch: "),
+        "{denied}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("CERTIFICATE REQUEST") && !text.contains("stubPKCS10Request"));
 }

@@ -27,6 +27,11 @@ pub struct PodCertConfig {
     pub workers: usize,
     /// Publish the trust anchors as a ClusterTrustBundle for `signer_name`.
     pub publish_trust_bundle: bool,
+    /// Before working on a new request a replica waits a delay in [0, claim_stagger)
+    /// drawn from the request's UID and a per-replica seed: with several replicas the
+    /// first one's decision usually reaches the others' watches before they sign.
+    #[serde(deserialize_with = "certmint_core::settings::duration")]
+    pub claim_stagger: Duration,
 }
 
 impl Default for PodCertConfig {
@@ -40,6 +45,7 @@ impl Default for PodCertConfig {
             write_burst: 100,
             workers: 8,
             publish_trust_bundle: true,
+            claim_stagger: Duration::from_millis(300),
         }
     }
 }
@@ -69,6 +75,12 @@ impl PodCertConfig {
             return Err(invalid(
                 "pod_certificates.write_qps",
                 "write_qps and write_burst must be positive",
+            ));
+        }
+        if self.claim_stagger > Duration::from_secs(5) {
+            return Err(invalid(
+                "pod_certificates.claim_stagger",
+                "must be at most 5s",
             ));
         }
         if !(1..=256).contains(&self.workers) {

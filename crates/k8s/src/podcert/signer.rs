@@ -62,6 +62,8 @@ pub struct Signer {
     pending: Mutex<HashMap<String, PodCertificateRequest>>,
     /// UIDs of requests seen decided (here or elsewhere).
     decided: Mutex<Decided>,
+    /// This replica's seed for the claim stagger.
+    seed: u64,
 }
 
 impl Signer {
@@ -75,6 +77,7 @@ impl Signer {
             workers: Semaphore::new(c.workers.max(1)),
             pending: Mutex::new(HashMap::new()),
             decided: Mutex::new(Decided::default()),
+            seed: rand::random(),
             parts,
         })
     }
@@ -163,6 +166,15 @@ impl Signer {
     /// Handles one request until it is decided (here or elsewhere) or deleted.
     async fn handle(self: Arc<Self>, key: String, mut shutdown: watch::Receiver<bool>) {
         let seen = Instant::now();
+        let uid = self
+            .latest(&key)
+            .and_then(|p| p.metadata.uid)
+            .unwrap_or_default();
+        let stagger = stagger(self.seed, &uid, self.parts.config.claim_stagger);
+        tokio::select! {
+            _ = shutdown.changed() => return self.forget(&key),
+            _ = tokio::time::sleep(stagger) => {}
+        }
         let mut backoff = Duration::from_secs(1);
         let mut waiting = false;
         while let Some(pcr) = self.latest(&key) {
@@ -325,6 +337,23 @@ impl Signer {
             let _ = audit.record(body, AUDIT_WAIT).await;
         }
     }
+}
+
+/// The claim stagger of `uid` on this replica: uniform in [0, `max`), independent across
+/// replicas (their seeds differ).
+fn stagger(seed: u64, uid: &str, max: Duration) -> Duration {
+    use sha2::Digest;
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    let digest = sha2::Sha256::new()
+        .chain_update(seed.to_be_bytes())
+        .chain_update(uid.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Duration::from_millis(u64::from_be_bytes(first) % max_ms)
 }
 
 /// How long a decision waits for its audit record to reach the writer.

@@ -20,6 +20,7 @@ use crate::readiness::Readiness;
 mod authn;
 mod grpc;
 mod podcert;
+mod podcert_audit;
 mod sources;
 
 /// What every builder shares: the settings, the clock, the metrics, the store, the

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use certmint_audit::AuditLog;
 use certmint_core::certify::Certifier;
-use certmint_k8s::podcert::{BundlePublisher, Signer, SignerParts};
+use certmint_k8s::podcert::{BundlePublisher, DecisionAudit, Signer, SignerParts};
 
 use super::Parts;
 
@@ -50,7 +50,9 @@ pub(super) fn start(parts: &mut Parts, audit: Option<&Arc<AuditLog>>) -> anyhow:
         clock_skew: issuance.clock_skew,
         clock: parts.clock.clone(),
         metrics: parts.metrics.podcert.clone(),
-        audit: audit.cloned(),
+        audit: audit.map(|a| {
+            Arc::new(super::podcert_audit::PodCertAudit(a.clone())) as Arc<dyn DecisionAudit>
+        }),
     });
     parts.spawn(signer.run(parts.shutdown.clone()));
     Ok(())

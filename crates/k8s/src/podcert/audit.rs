@@ -1,9 +1,9 @@
-//! Audit records of the pod-certificate API: the same `certify` records as the gRPC APIs,
-//! with `api` = `pod_certificate`, the request's `namespace/name`, and the pod, node and
-//! service account the API server vouched for as the caller.
+//! What the audit trail is told of each decision. The signer records through this trait;
+//! the binary implements it over the audit crate (`certify` records with `api` =
+//! `pod_certificate`), which this layer does not depend on.
 
-use certmint_audit::EncodedBody;
-use certmint_audit::record::{Body, Caller, CertifyRecord};
+use futures::future::BoxFuture;
+
 use certmint_core::certify::Certified;
 
 use super::request::Request;
@@ -12,36 +12,50 @@ use super::status::Decision;
 /// The `api` of these records.
 pub const API: &str = "pod_certificate";
 
-/// The code a decision is recorded with (the gRPC code names the other APIs use).
-pub fn code(decision: &Decision) -> &'static str {
-    match decision {
-        Decision::Issued(_) => "OK",
-        Decision::Denied(_) => "PERMISSION_DENIED",
-        Decision::Failed(_) => "INTERNAL",
+/// One decision on one request.
+pub struct DecisionRecord<'a> {
+    pub request: &'a Request,
+    /// The SPIFFE ID asked for (empty when the request was refused before it was known).
+    pub identity: &'a str,
+    /// The gRPC code name the other APIs would have answered: `OK` (Issued),
+    /// `PERMISSION_DENIED` (Denied), `INTERNAL` (Failed).
+    pub code: &'static str,
+    /// `issued`, or `REASON: message`.
+    pub reason: String,
+    pub cert: Option<&'a Certified>,
+    /// The certificate was signed here but another replica's decision was written: the
+    /// code recorded as what the pod got instead (`ABORTED`).
+    pub undelivered: Option<&'static str>,
+}
+
+impl<'a> DecisionRecord<'a> {
+    pub fn new(
+        request: &'a Request,
+        identity: &'a str,
+        decision: &Decision,
+        cert: Option<&'a Certified>,
+    ) -> Self {
+        let (code, reason) = match decision {
+            Decision::Issued(_) => ("OK", "issued".to_owned()),
+            Decision::Denied(r) => ("PERMISSION_DENIED", format!("{}: {}", r.reason, r.message)),
+            Decision::Failed(r) => ("INTERNAL", format!("{}: {}", r.reason, r.message)),
+        };
+        Self {
+            request,
+            identity,
+            code,
+            reason,
+            cert,
+            undelivered: None,
+        }
     }
 }
 
-/// The record of `decision` on `req`; `identity` is the SPIFFE ID asked for.
-pub fn record(
-    req: &Request,
-    identity: &str,
-    decision: &Decision,
-    cert: Option<&Certified>,
-) -> EncodedBody {
-    let reason = match decision {
-        Decision::Issued(_) => "issued".to_owned(),
-        Decision::Denied(r) | Decision::Failed(r) => format!("{}: {}", r.reason, r.message),
-    };
-    let mut rec = CertifyRecord::new(API, identity, None, None, code(decision), &reason, cert);
-    rec.caller = Some(Caller {
-        namespace: req.namespace.clone(),
-        service_account: req.service_account.clone(),
-        method: "podcertificaterequest".into(),
-        cached: false,
-        pod_name: Some(req.pod_name.clone()),
-        pod_uid: Some(req.pod_uid.clone()),
-        node: Some(req.node_name.clone()),
-    });
-    rec.request = Some(req.key());
-    EncodedBody::new(&Body::Certify(Box::new(rec)))
+/// The audit trail, as the signer uses it.
+pub trait DecisionAudit: Send + Sync + 'static {
+    /// Records an issued certificate before it is written; false when it must not be
+    /// written (the record could not be kept and the trail's policy refuses then).
+    fn issued<'a>(&'a self, record: DecisionRecord<'a>) -> BoxFuture<'a, bool>;
+    /// Records a refusal, or a certificate that was not delivered (best effort).
+    fn other<'a>(&'a self, record: DecisionRecord<'a>) -> BoxFuture<'a, ()>;
 }

@@ -10,8 +10,8 @@ use certmint_core::identity::ServiceAccount;
 
 use super::decide::Refusal;
 use super::lifetime::{self, MIN_SPAN};
+use super::parts::SignerParts;
 use super::request::Request;
-use super::signer::SignerParts;
 use super::status::{Decision, IssuedCert};
 
 /// A decision, the identity it concerns and the certificate behind an `Issued` one.

@@ -4,18 +4,20 @@
 //! with the same issuer, leaf profile and audit trail as its gRPC APIs, writes the decision
 //! once, and publishes the anchors as a ClusterTrustBundle.
 
-mod audit;
+pub mod audit;
 pub mod bundle;
 pub mod decide;
 mod issue;
 pub mod lifetime;
 pub mod metrics;
+mod parts;
 pub mod request;
 mod seen;
 pub mod settings;
 pub mod signer;
 pub mod status;
 
+pub use audit::{DecisionAudit, DecisionRecord};
 pub use bundle::BundlePublisher;
 pub use metrics::Metrics;
 pub use settings::PodCertConfig;

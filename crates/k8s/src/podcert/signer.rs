@@ -11,46 +11,26 @@ use std::time::Duration;
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::certificates::v1::PodCertificateRequest;
+use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use certmint_audit::{AuditLog, OnFailure};
-use certmint_core::ca::CaStore;
-use certmint_core::certify::Certifier;
-use certmint_core::clock::Clock;
-
+use super::audit::DecisionRecord;
 use super::decide::{self, Refusal, Verdict};
 use super::issue::{self, Signed};
-use super::metrics::{Metrics, Outcome};
+use super::metrics::Outcome;
+pub use super::parts::SignerParts;
 use super::request::{self, Request};
 use super::seen::Decided;
-use super::settings::PodCertConfig;
 use super::status::{self, Decision, Written};
-use crate::pods::PodIndex;
 
 /// How often a request waiting for its pod looks again.
 const POD_POLL: Duration = Duration::from_millis(250);
 /// The longest pause between attempts at a request whose write failed.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// What the signer is built from.
-pub struct SignerParts {
-    pub client: Client,
-    pub certifier: Arc<Certifier>,
-    pub store: CaStore,
-    pub pods: Arc<PodIndex>,
-    pub config: PodCertConfig,
-    /// `issuance.lifetime` and `issuance.clock_skew`.
-    pub lifetime: Duration,
-    pub clock_skew: Duration,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<Metrics>,
-    pub audit: Option<Arc<AuditLog>>,
-}
 
 /// The running signer.
 pub struct Signer {
@@ -241,7 +221,7 @@ impl Signer {
             identity,
             cert,
         } = signed;
-        let body = || super::audit::record(req, &identity, &decision, cert.as_ref());
+        let body = || DecisionRecord::new(req, &identity, &decision, cert.as_ref());
         if cert.is_some() && !self.audit_issued(body()).await {
             return Step::Retry;
         }
@@ -276,7 +256,7 @@ impl Signer {
                 if cert.is_some() {
                     // The certificate signed here was recorded as issued; say it never left.
                     let mut lost = body();
-                    lost.mark_undelivered("ABORTED");
+                    lost.undelivered = Some("ABORTED");
                     self.audit_plain(lost).await;
                 }
                 tracing::debug!(request = %req.key(), by = %by, "decided by another replica");
@@ -318,23 +298,16 @@ impl Signer {
 
     /// Records an issued certificate before it is written; false when the record could not
     /// be written and `audit.on_failure` is `refuse` (the request is tried again later).
-    async fn audit_issued(&self, body: certmint_audit::EncodedBody) -> bool {
-        let Some(audit) = &self.parts.audit else {
-            return true;
-        };
-        match audit.record_issued(body, AUDIT_WAIT).await {
-            Ok(()) => true,
-            Err(e) if audit.policy() == OnFailure::Continue => {
-                audit.issued_unrecorded(&e);
-                true
-            }
-            Err(_) => false,
+    async fn audit_issued(&self, record: DecisionRecord<'_>) -> bool {
+        match &self.parts.audit {
+            Some(audit) => audit.issued(record).await,
+            None => true,
         }
     }
 
-    async fn audit_plain(&self, body: certmint_audit::EncodedBody) {
+    async fn audit_plain(&self, record: DecisionRecord<'_>) {
         if let Some(audit) = &self.parts.audit {
-            let _ = audit.record(body, AUDIT_WAIT).await;
+            audit.other(record).await;
         }
     }
 }
@@ -355,9 +328,6 @@ fn stagger(seed: u64, uid: &str, max: Duration) -> Duration {
     first.copy_from_slice(&digest[..8]);
     Duration::from_millis(u64::from_be_bytes(first) % max_ms)
 }
-
-/// How long a decision waits for its audit record to reach the writer.
-const AUDIT_WAIT: Duration = Duration::from_secs(5);
 
 /// What the loop does after an attempt.
 enum Step {

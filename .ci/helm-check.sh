@@ -204,8 +204,13 @@ for cm_ in by_kind.get("ConfigMap", []):
 if config is None:
     err("no ConfigMap with config.yaml")
 else:
-    if set(config) - {"hsm"} != CONFIG_KEYS:
-        err(f"config keys {sorted((set(config) - {'hsm'}) ^ CONFIG_KEYS)} differ from the contract")
+    optional = {"hsm", "pod_certificates"}
+    if set(config) - optional != CONFIG_KEYS:
+        err(f"config keys {sorted((set(config) - optional) ^ CONFIG_KEYS)} differ from the contract")
+    pcs = config.get("pod_certificates")
+    if pcs is not None and set(pcs) != {"enabled", "signer_name", "pod_wait", "write_qps",
+                                        "write_burst", "claim_stagger", "publish_trust_bundle"}:
+        err(f"pod_certificates keys {sorted(pcs)} differ from the contract")
     if "hsm" in config:
         hsm = config["hsm"]
         if set(hsm) != {"module", "pin_file", "sessions"}:
@@ -278,9 +283,24 @@ if config:
         istio = config.get("istio", {})
         if istio.get("enabled") and istio.get("trusted_node_accounts"):
             allowed |= {("", "pods", v) for v in ("get", "list", "watch")}
+        pcs = config.get("pod_certificates") or {}
+        if pcs.get("enabled"):
+            cert = "certificates.k8s.io"
+            allowed |= {("", "pods", v) for v in ("get", "list", "watch")}
+            allowed |= {(cert, "podcertificaterequests", v) for v in ("get", "list", "watch")}
+            allowed |= {(cert, "podcertificaterequests/status", "update"), (cert, "signers", "sign")}
+            if pcs.get("publish_trust_bundle"):
+                allowed |= {(cert, "signers", "attest")}
+                allowed |= {(cert, "clustertrustbundles", v)
+                            for v in ("get", "list", "watch", "create", "update")}
+            for rule in cr["rules"]:
+                if "signers" in rule.get("resources", []) and \
+                        rule.get("resourceNames") != [pcs["signer_name"]]:
+                    err("the signers rule must be limited to the configured signer name")
         if got != allowed:
             err(f"ClusterRole grants other than TokenReview/SelfSubjectAccessReview create "
-                f"(and pods get/list/watch for Istio impersonation): {sorted(got)}")
+                f"(and pods get/list/watch for Istio impersonation, the pod-certificate "
+                f"rules when pod_certificates.enabled): {sorted(got)}")
         urls = {(u, v) for rule in cr["rules"] for u in rule.get("nonResourceURLs", [])
                 for v in rule["verbs"]}
         want_urls = {("/.well-known/openid-configuration", "get"), ("/openid/v1/jwks", "get")}

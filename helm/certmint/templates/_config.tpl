@@ -72,6 +72,7 @@ pod_certificates:
   pod_wait: {{ .Values.podCertificates.podWait | quote }}
   write_qps: {{ int .Values.podCertificates.writeQps }}
   write_burst: {{ int .Values.podCertificates.writeBurst }}
+  claim_stagger: {{ .Values.podCertificates.claimStagger | quote }}
   publish_trust_bundle: {{ .Values.podCertificates.publishTrustBundle }}
 {{- end }}
 {{- if .Values.hsm.enabled }}

@@ -537,3 +537,45 @@ async fn every_decision_is_in_the_audit_trail_with_the_request_pod_and_node() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("CERTIFICATE REQUEST") && !text.contains("stubPKCS10Request"));
 }
+
+#[tokio::test]
+async fn a_request_decided_by_someone_else_is_never_touched() {
+    let e = env_with(|c| c.pod_certificates.pod_wait = Duration::from_secs(20)).await;
+    let key = KeyPair::generate().unwrap();
+    // The pod is not there yet: certmint waits for its watch to show it.
+    let req = request("theirs", "late-0", "web", "node-a", &e.kube, &key);
+    e.kube.create_pod_certificate_request(&req);
+    let waiting = |s: &Server| metric(s, "certmint_pod_certificate_requests_waiting_for_pod");
+    eventually(WAIT, "certmint waiting for the pod", async || {
+        waiting(&e.server) == 1.0
+    })
+    .await;
+    let denied = serde_json::json!({"conditions": [{
+        "type": "Denied", "status": "True", "reason": "ByAnotherSigner",
+        "message": "decided elsewhere", "lastTransitionTime": "2026-12-06T00:00:00Z",
+    }]});
+    e.kube
+        .set_pod_certificate_status("shop", "theirs", denied.clone());
+    e.kube.put_pod("shop", "late-0", "web", "node-a");
+    let elsewhere = |s: &Server| {
+        metric(
+            s,
+            "certmint_pod_certificate_requests_total{result=\"decided_elsewhere\"}",
+        )
+    };
+    eventually(WAIT, "certmint seeing the decision", async || {
+        elsewhere(&e.server) == 1.0
+    })
+    .await;
+    // Another request, issued normally, shows the signer is running after it.
+    e.kube
+        .create_pod_certificate_request(&web_request("after", &e, &key));
+    assert_eq!(decided(&e.kube, "after").await.0, "Issued");
+    let theirs = e.kube.pod_certificate_request("shop", "theirs").unwrap();
+    assert_eq!(theirs["status"], denied);
+    assert_eq!(
+        e.kube.request_count(RequestKind::PodCertificateStatusWrite),
+        1
+    );
+    assert_eq!(waiting(&e.server), 0.0);
+}

@@ -339,3 +339,23 @@ enum Step {
 fn log_refusal(req: &Request, condition: &str, r: &Refusal) {
     tracing::info!(request = %req.key(), pod = %req.pod_name, node = %req.node_name, condition, reason = r.reason, message = %r.message, "pod certificate refused");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stagger_is_below_its_bound_stable_per_replica_and_differs_across_replicas() {
+        let max = Duration::from_millis(300);
+        let a: Vec<_> = (0..50)
+            .map(|i| stagger(1, &format!("uid-{i}"), max))
+            .collect();
+        assert!(a.iter().all(|d| *d < max));
+        assert_eq!(a[7], stagger(1, "uid-7", max));
+        let b: Vec<_> = (0..50)
+            .map(|i| stagger(2, &format!("uid-{i}"), max))
+            .collect();
+        assert_ne!(a, b);
+        assert_eq!(stagger(1, "uid-1", Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -150,3 +150,37 @@ fn time(t: SystemTime) -> Time {
     let secs = i64::try_from(secs).unwrap_or(i64::MAX);
     Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_writes_one_condition_and_the_chain_only_when_issued() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let issued = Decision::Issued(IssuedCert {
+            chain_pem: "PEM".into(),
+            not_before: at,
+            not_after: at + Duration::from_secs(3600),
+            begin_refresh_at: at + Duration::from_secs(1800),
+        });
+        let s = issued.status(at, Some(1));
+        let c = s.conditions.as_ref().unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].type_.as_str(), c[0].status.as_str()),
+            ("Issued", "True")
+        );
+        assert_eq!(c[0].observed_generation, Some(1));
+        assert_eq!(s.certificate_chain.as_deref(), Some("PEM"));
+        assert!(s.not_before.is_some() && s.not_after.is_some() && s.begin_refresh_at.is_some());
+        let denied = Decision::Denied(Refusal::new("PodNotFound", "gone"));
+        let s = denied.status(at, None);
+        let c = &s.conditions.as_ref().unwrap()[0];
+        assert_eq!(
+            (c.type_.as_str(), c.reason.as_str(), c.message.as_str()),
+            ("Denied", "PodNotFound", "gone")
+        );
+        assert!(s.certificate_chain.is_none() && s.not_after.is_none());
+    }
+}

@@ -492,6 +492,21 @@ impl super::FakeKube {
         self.state().pcr_faults.conflicts.store(n, Ordering::SeqCst);
     }
 
+    /// Sets a request's status directly, as another signer would (no validation, no HTTP
+    /// request counted).
+    pub fn set_pod_certificate_status(&self, ns: &str, name: &str, status: Value) {
+        let updated =
+            self.state()
+                .store
+                .update(Kind::PodCertificateRequest, ns, name, |cur, rv| {
+                    let mut o = cur.clone();
+                    o["status"] = status;
+                    o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    Ok::<_, ()>(o)
+                });
+        assert!(matches!(updated, Ok(Some(_))), "no request {ns}/{name}");
+    }
+
     /// The uid of the pod `put_pod` made for `ns/name`.
     pub fn pod_uid(&self, ns: &str, name: &str) -> String {
         super::tokens::stable_uid(&["pod", ns, name])

@@ -106,3 +106,47 @@ pub fn key_of(pcr: &PodCertificateRequest) -> Option<String> {
         meta.name.as_deref()?
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pcr(csr_len: usize, status: serde_json::Value) -> PodCertificateRequest {
+        use base64::Engine;
+        let csr = base64::engine::general_purpose::STANDARD.encode(vec![0x30u8; csr_len]);
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "shop", "name": "r", "uid": "u"},
+            "spec": {
+                "signerName": "certmint.io/spiffe", "podName": "web-0", "podUID": "p",
+                "serviceAccountName": "web", "serviceAccountUID": "s", "nodeName": "n",
+                "nodeUID": "nu", "stubPKCS10Request": csr,
+            },
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_the_spec_and_refuses_oversized_input() {
+        let r = Request::read(&pcr(100, json!({}))).unwrap();
+        assert_eq!((r.key().as_str(), r.uid.as_str()), ("shop/r", "u"));
+        assert_eq!(r.stub_csr.len(), 100);
+        assert!(Request::read(&pcr(MAX_CSR + 1, json!({}))).is_err());
+    }
+
+    #[test]
+    fn a_terminal_condition_or_a_chain_decides() {
+        assert_eq!(decided(&pcr(10, json!({}))), None);
+        let failed = json!({"conditions": [{"type": "Failed", "status": "True", "reason": "X",
+            "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+        assert_eq!(decided(&pcr(10, failed)), Some(FAILED));
+        let other = json!({"conditions": [{"type": "Progressing", "status": "True", "reason": "X",
+            "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+        assert_eq!(decided(&pcr(10, other)), None);
+        assert_eq!(
+            decided(&pcr(10, json!({"certificateChain": "x"}))),
+            Some(ISSUED)
+        );
+    }
+}

@@ -579,3 +579,34 @@ async fn a_request_decided_by_someone_else_is_never_touched() {
     );
     assert_eq!(waiting(&e.server), 0.0);
 }
+
+#[tokio::test]
+async fn requests_wait_for_an_issuer_and_are_issued_once_one_is_loaded() {
+    install_crypto();
+    let kube = FakeKube::start().await;
+    kube.put_pod("shop", "web-0", "web", "node-a");
+    let files = CaFiles::new();
+    let root = pki::Ca::root("root");
+    files.write_anchors(&root.cert_pem);
+    let mut c = files.config();
+    c.kubeconfig = Some(files.kubeconfig(|p| kube.write_kubeconfig(p)));
+    c.pod_certificates.enabled = true;
+    let server = Server::start(c).await.unwrap();
+    let key = KeyPair::generate().unwrap();
+    kube.create_pod_certificate_request(&request("early", "web-0", "web", "node-a", &kube, &key));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let early = kube.pod_certificate_request("shop", "early").unwrap();
+    assert!(
+        early["status"].is_null(),
+        "decided without an issuer: {early}"
+    );
+    let issuer = root.issuer("issuer");
+    files.write_issuer(&issuer.cert_pem, &issuer.key_pem);
+    let (t, _, _) = decided(&kube, "early").await;
+    assert_eq!(t, "Issued");
+    assert_eq!(
+        kube.request_count(RequestKind::PodCertificateStatusWrite),
+        1
+    );
+    drop(server);
+}

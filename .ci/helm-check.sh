@@ -205,8 +205,13 @@ for cm_ in by_kind.get("ConfigMap", []):
 if config is None:
     err("no ConfigMap with config.yaml")
 else:
-    if set(config) - {"hsm"} != CONFIG_KEYS:
-        err(f"config keys {sorted((set(config) - {'hsm'}) ^ CONFIG_KEYS)} differ from the contract")
+    optional = {"hsm", "pod_certificates"}
+    if set(config) - optional != CONFIG_KEYS:
+        err(f"config keys {sorted((set(config) - optional) ^ CONFIG_KEYS)} differ from the contract")
+    pcs = config.get("pod_certificates")
+    if pcs is not None and set(pcs) != {"enabled", "signer_name", "pod_wait", "write_qps",
+                                        "write_burst", "claim_stagger", "publish_trust_bundle"}:
+        err(f"pod_certificates keys {sorted(pcs)} differ from the contract")
     if "hsm" in config:
         hsm = config["hsm"]
         if set(hsm) != {"module", "pin_file", "sessions"}:
@@ -287,10 +292,25 @@ if config:
             want = {c.split("/", 1)[1] for c in rotation["trust_configmaps"]}
             if names != want:
                 err(f"ClusterRole configmaps must be limited to the trust ConfigMaps {sorted(want)}: {sorted(names)}")
+        pcs = config.get("pod_certificates") or {}
+        if pcs.get("enabled"):
+            cert = "certificates.k8s.io"
+            allowed |= {("", "pods", v) for v in ("get", "list", "watch")}
+            allowed |= {(cert, "podcertificaterequests", v) for v in ("get", "list", "watch")}
+            allowed |= {(cert, "podcertificaterequests/status", "update"), (cert, "signers", "sign")}
+            if pcs.get("publish_trust_bundle"):
+                allowed |= {(cert, "signers", "attest")}
+                allowed |= {(cert, "clustertrustbundles", v)
+                            for v in ("get", "list", "watch", "create", "update")}
+            for rule in cr["rules"]:
+                if "signers" in rule.get("resources", []) and \
+                        rule.get("resourceNames") != [pcs["signer_name"]]:
+                    err("the signers rule must be limited to the configured signer name")
         if got != allowed:
             err(f"ClusterRole grants other than TokenReview/SelfSubjectAccessReview create "
-                f"(and pods get/list/watch for Istio impersonation or the trust interlock, "
-                f"the trust ConfigMaps by name): {sorted(got)}")
+                f"(and pods get/list/watch for Istio impersonation, the trust interlock or pod "
+                f"certificates, the trust ConfigMaps by name, the pod-certificate rules when "
+                f"pod_certificates.enabled): {sorted(got)}")
         urls = {(u, v) for rule in cr["rules"] for u in rule.get("nonResourceURLs", [])
                 for v in rule["verbs"]}
         want_urls = {("/.well-known/openid-configuration", "get"), ("/openid/v1/jwks", "get")}
@@ -440,6 +460,7 @@ main() {
     --set authn.kubernetes.localVerification=off
   run_scenario istio certmint -f "$CHART/ci/istio-values.yaml" "${ANCHOR_ARGS[@]}"
   run_scenario hsm certmint -f "$CHART/ci/hsm-values.yaml"
+  run_scenario podcert certmint -f "$CHART/ci/podcert-values.yaml"
 
   printf '\n--- negative cases ---\n'
   must_fail "typo in a values key (issuer.extrnal)" --set issuer.extrnal=true
@@ -455,6 +476,7 @@ main() {
   must_fail "rotation.trustConfigMaps entry not NAMESPACE/NAME" \
     --set 'rotation.trustConfigMaps[0]=linkerd-identity-trust-roots'
   must_fail "hsm.enabled without hsm.pinSecret" --set hsm.enabled=true
+  must_fail "podCertificates.signerName without a domain" --set podCertificates.signerName=spiffe
   must_fail "hsm.module not an absolute path" --set hsm.enabled=true --set hsm.pinSecret=p \
     --set hsm.module=libsofthsm2.so
   must_fail "istio.trustedNodeAccounts entry not NAMESPACE/NAME" --set istio.enabled=true \

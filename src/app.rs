@@ -20,6 +20,8 @@ use crate::readiness::Readiness;
 
 mod authn;
 mod grpc;
+mod podcert;
+mod podcert_audit;
 mod sources;
 
 /// What every builder shares: the settings, the clock, the metrics, the store, the
@@ -103,6 +105,7 @@ impl Server {
         if let Some(log) = &audit {
             let _ = parts.audit_cell.set(log.clone());
         }
+        podcert::start(&mut parts, audit.as_ref())?;
         let services = grpc::services(&mut parts, audit.as_ref())?;
         let readiness = grpc::readiness(&mut parts, &services, audit.as_ref());
         let admin_addr = start_admin(&mut parts, readiness.clone()).await?;

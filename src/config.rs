@@ -20,6 +20,7 @@ pub use certmint_hsm::HsmConfig;
 pub use certmint_k8s::authn::settings::{
     AuthnConfig, AuthnMode, JwtConfig, KubeAuthnConfig, LocalVerification,
 };
+pub use certmint_k8s::podcert::PodCertConfig;
 pub use certmint_k8s::sources::settings::{AnchorsConfig, IssuerConfig, SourceKind};
 pub use certmint_k8s::trust::RotationConfig;
 
@@ -82,6 +83,8 @@ pub struct Config {
     pub hsm: Option<HsmConfig>,
     /// The trust interlock: issuers under a new anchor wait for the workloads to trust it.
     pub rotation: RotationConfig,
+    /// certmint as a Kubernetes PodCertificateRequest signer.
+    pub pod_certificates: PodCertConfig,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             istio: IstioConfig::default(),
             hsm: None,
             rotation: RotationConfig::default(),
+            pod_certificates: PodCertConfig::default(),
         }
     }
 }
@@ -200,6 +204,9 @@ impl Config {
             hsm.validate()?;
         }
         self.rotation.validate()?;
+        if self.pod_certificates.enabled {
+            self.pod_certificates.validate()?;
+        }
         Ok(Settings {
             config: self,
             naming,
@@ -296,5 +303,26 @@ mod tests {
         let bad = Config::from_yaml("audit: {enabled: true}", "t").unwrap();
         let msg = bad.validate().unwrap_err().to_string();
         assert!(msg.contains("without a sink"), "{msg}");
+    }
+
+    #[test]
+    fn pod_certificates_section_parses_is_checked_and_ships_its_defaults() {
+        let c = Config::from_yaml(
+            "pod_certificates: {enabled: true, signer_name: example.com/mesh, pod_wait: 5s}",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.pod_certificates.signer_name, "example.com/mesh");
+        c.validate().unwrap();
+        let bad = Config::from_yaml(
+            "pod_certificates: {enabled: true, signer_name: kubernetes.io/x}",
+            "t",
+        )
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("pod_certificates.signer_name"), "{err}");
+        let shipped = include_str!("../config/certmint.yaml");
+        let shipped = Config::from_yaml(shipped, "config/certmint.yaml").unwrap();
+        assert_eq!(shipped.pod_certificates, PodCertConfig::default());
     }
 }

@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 pub struct Metrics {
     pub grpc: Arc<certmint_grpc::metrics::Metrics>,
     pub kube: Arc<certmint_k8s::metrics::Metrics>,
+    pub podcert: Arc<certmint_k8s::podcert::Metrics>,
     pub audit: Arc<certmint_audit::metrics::Metrics>,
     pub hsm: Arc<certmint_hsm::Metrics>,
     /// Tokio tasks alive in the serving runtime, refreshed at each scrape.
@@ -23,6 +24,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("certmint");
         let grpc = Arc::new(certmint_grpc::metrics::Metrics::register(&mut r));
         let kube = Arc::new(certmint_k8s::metrics::Metrics::register(&mut r));
+        let podcert = Arc::new(certmint_k8s::podcert::Metrics::register(&mut r));
         let audit = Arc::new(certmint_audit::metrics::Metrics::register(&mut r));
         let hsm = Arc::new(certmint_hsm::Metrics::register(&mut r));
         let runtime_alive_tasks = Gauge::default();
@@ -34,6 +36,7 @@ impl Metrics {
         Self {
             grpc,
             kube,
+            podcert,
             audit,
             hsm,
             runtime_alive_tasks,
@@ -139,13 +142,15 @@ mod tests {
         let after = shape(&m.encode());
         let missing: Vec<_> = before.difference(&after).collect();
         // Added since, by later issues: the HSM's families (issue 22), the trust
-        // interlock's pending issuer and its `held` reload result (issue 21).
+        // interlock's pending issuer and its `held` reload result (issue 21), pod
+        // certificates' (issue 23).
         let added: Vec<_> = after
             .difference(&before)
             .filter(|l| {
                 !(l.contains("certmint_hsm_")
                     || l.contains("certmint_issuer_pending")
                     || l.contains("certmint_trust_anchors_removed_early")
+                    || l.contains("certmint_pod_certificate_")
                     || l.contains("result=\"held\""))
             })
             .collect();

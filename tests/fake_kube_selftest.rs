@@ -65,7 +65,7 @@ fn token_review(token: &str, audiences: &[&str]) -> TokenReview {
     let audiences = audiences.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     TokenReview {
         spec: TokenReviewSpec {
-            token: Some(token.to_string()),
+            token: token.to_string(),
             audiences: (!audiences.is_empty()).then_some(audiences),
         },
         ..Default::default()

@@ -23,6 +23,7 @@ pub(super) fn needs_kube(c: &Config) -> bool {
         || c.istio.impersonation()
         // The interlock watches pods through an explicitly configured cluster.
         || (c.rotation.interlock && c.kubeconfig.is_some())
+        || c.pod_certificates.enabled
 }
 
 /// Starts the sources; they push what they read through the reloader into the store.
@@ -133,12 +134,29 @@ pub(super) fn pod_index(parts: &mut Parts) -> anyhow::Result<Option<Arc<PodIndex
     if !parts.settings.config.istio.impersonation() && parts.trust.is_none() {
         return Ok(None);
     }
-    let client = parts.kube.clone().context("istio.trusted_node_accounts needs a Kubernetes client to watch pods; set kubeconfig or run in a cluster")?;
+    let needed_by = match parts.settings.config.istio.impersonation() {
+        true => "istio.trusted_node_accounts",
+        false => "rotation.interlock",
+    };
+    shared_pod_index(parts, needed_by).map(Some)
+}
+
+/// The one cluster-wide pod watch, started by the first part that needs it (`needed_by`
+/// names that part's setting in the error when there is no client); it also feeds the
+/// trust index when the interlock is on.
+pub(super) fn shared_pod_index(
+    parts: &mut Parts,
+    needed_by: &str,
+) -> anyhow::Result<Arc<PodIndex>> {
+    if let Some(pods) = &parts.pods {
+        return Ok(pods.clone());
+    }
+    let client = parts.kube.clone().with_context(|| format!("{needed_by} needs a Kubernetes client to watch pods; set kubeconfig or run in a cluster"))?;
     let pods = Arc::new(PodIndex::with_trust(parts.trust.clone()));
     let run = pods.clone().run(client, parts.shutdown.clone());
     parts.spawn(run);
     parts.pods = Some(pods.clone());
-    Ok(Some(pods))
+    Ok(pods)
 }
 
 /// The interlock's inputs: the pod watch, the ConfigMaps pods read bundles from, and a

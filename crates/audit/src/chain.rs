@@ -151,6 +151,7 @@ mod tests {
                 issuer_serial: "01".into(),
                 issuer_sha256: "ef".repeat(32),
             }),
+            request: None,
             undelivered: Some("UNAVAILABLE".into()),
         };
         let bodies = [

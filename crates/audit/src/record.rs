@@ -111,7 +111,7 @@ pub struct Start {
 /// One Certify outcome, issued or refused.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CertifyRecord {
-    /// The wire API (`linkerd` or `istio`).
+    /// The wire API (`linkerd`, `istio` or `pod_certificate`).
     pub api: String,
     /// The identity the caller asked for (bounded by the pipeline's size check).
     pub identity: String,
@@ -126,6 +126,10 @@ pub struct CertifyRecord {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<CertFields>,
+    /// The Kubernetes object the outcome was written to (`namespace/name` of a
+    /// PodCertificateRequest); absent for gRPC calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     /// The code the caller got instead of this certificate: it was signed but not
     /// delivered (its record reached the writer after Certify had stopped waiting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +263,7 @@ impl CertifyRecord {
             code: code.to_owned(),
             reason: reason.to_owned(),
             cert: cert.map(CertFields::from_certified),
+            request: None,
             undelivered: None,
         }
     }

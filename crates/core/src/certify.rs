@@ -13,6 +13,9 @@ use crate::csr::{self, CsrError};
 use crate::identity::{Naming, ServiceAccount};
 use crate::impersonation::{Impersonation, ImpersonationError};
 
+mod attested;
+pub use attested::AttestedRequest;
+
 /// The largest token accepted.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// The largest CSR accepted.
@@ -141,6 +144,17 @@ impl Certifier {
             clock,
             impersonation: None,
         }
+    }
+
+    /// A certifier for attested callers only ([`Self::certify_attested`]): every token
+    /// is refused.
+    pub fn attested_only(
+        store: CaStore,
+        naming: Naming,
+        policy: LeafPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(store, Arc::new(attested::NoTokens), naming, policy, clock)
     }
 
     /// Allows [`Requested::OnBehalf`] as `policy` says (refused without one).
@@ -639,5 +653,47 @@ mod tests {
         };
         let r = c.certify(req).await;
         assert!(matches!(r, Err(CertifyError::IdentityMismatch)), "{r:?}");
+    }
+
+    #[test]
+    fn attested_leaf_spans_exactly_what_was_asked_and_names_only_the_spiffe_id() {
+        let stub = stub(Err("no tokens".into()));
+        let c = certifier(loaded_store(), &stub, now());
+        let key = KeyPair::generate().unwrap();
+        let account = sa("shop", "web");
+        let der = csr(&key, &[], &[]);
+        let req = |span| AttestedRequest {
+            account: &account,
+            csr_der: &der,
+            span,
+        };
+        let got = c.certify_attested(req(Duration::from_secs(3600))).unwrap();
+        assert_eq!(
+            got.not_after
+                .duration_since(got.not_before)
+                .unwrap()
+                .as_secs(),
+            3600
+        );
+        assert_eq!(got.not_before, now() - Duration::from_secs(20));
+        let (_, x509) = X509Certificate::from_der(&got.leaf).unwrap();
+        let san = x509.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(san.value.general_names, [GeneralName::URI(SPIFFE)]);
+        // Longer than the issuer chain (a year): capped at the chain's end.
+        let long = c.certify_attested(req(400 * DAY)).unwrap();
+        assert!(long.not_after <= now() + 365 * DAY);
+        // The stub CSR is still verified.
+        let mut bad = der.to_vec();
+        *bad.last_mut().unwrap() ^= 1;
+        let r = c.certify_attested(AttestedRequest {
+            account: &account,
+            csr_der: &bad,
+            span: DAY,
+        });
+        assert!(
+            matches!(r, Err(CertifyError::Csr(CsrError::BadSignature))),
+            "{r:?}"
+        );
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
     }
 }

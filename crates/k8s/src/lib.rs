@@ -9,6 +9,7 @@
 pub mod authn;
 pub mod client;
 pub mod metrics;
+pub mod podcert;
 pub mod pods;
 pub mod sources;
 pub mod trust;

@@ -21,15 +21,18 @@ use crate::trust::TrustIndex;
 
 /// What is kept of one pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Placed {
-    name: String,
-    account: ServiceAccount,
-    node: String,
+pub struct Placed {
+    pub name: String,
+    /// Its namespace and service account.
+    pub account: ServiceAccount,
+    pub node: String,
 }
 
 #[derive(Default)]
 struct Index {
     by_uid: HashMap<String, Placed>,
+    /// (namespace, name) → uid of the pod indexed under that name.
+    by_name: HashMap<(String, String), String>,
     on_node: HashMap<(String, ServiceAccount), usize>,
 }
 
@@ -40,6 +43,8 @@ impl Index {
             .on_node
             .entry((p.node.clone(), p.account.clone()))
             .or_default() += 1;
+        let name = (p.account.namespace().to_owned(), p.name.clone());
+        self.by_name.insert(name, uid.clone());
         self.by_uid.insert(uid, p);
     }
 
@@ -47,6 +52,10 @@ impl Index {
         let Some(old) = self.by_uid.remove(uid) else {
             return;
         };
+        let name = (old.account.namespace().to_owned(), old.name.clone());
+        if self.by_name.get(&name).is_some_and(|u| u == uid) {
+            self.by_name.remove(&name);
+        }
         let key = (old.node, old.account);
         if let Some(n) = self.on_node.get_mut(&key) {
             *n -= 1;
@@ -117,6 +126,21 @@ impl PodIndex {
         }
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         self.synced.store(true, Ordering::Release);
+    }
+
+    /// The indexed pod with `uid` (scheduled and not finished).
+    pub fn by_uid(&self, uid: &str) -> Option<Placed> {
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        index.by_uid.get(uid).cloned()
+    }
+
+    /// The uid of the indexed pod named `name` in `namespace`.
+    pub fn uid_of(&self, namespace: &str, name: &str) -> Option<String> {
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        index
+            .by_name
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
     }
 
     /// Watches every pod in the cluster until shutdown; survives errors and re-lists.
@@ -236,5 +260,18 @@ mod tests {
         assert_eq!(idx.node_of(&reused_name, &web), None);
         let other_sa = ServiceAccount::new("shop", "db").unwrap();
         assert_eq!(idx.node_of(&bound, &other_sa), None);
+    }
+
+    #[test]
+    fn finds_pods_by_uid_and_by_name() {
+        let idx = PodIndex::default();
+        idx.replace(&[pod("u1", "web-1", "web", Some("n1"), "Running")]);
+        assert_eq!(idx.by_uid("u1").unwrap().node, "n1");
+        assert_eq!(idx.uid_of("shop", "web-1").as_deref(), Some("u1"));
+        // The name is reused by a new pod; the old one's removal keeps the new entry.
+        idx.apply(&pod("u2", "web-1", "web", Some("n2"), "Running"));
+        idx.delete(&pod("u1", "web-1", "web", Some("n1"), "Running"));
+        assert_eq!(idx.uid_of("shop", "web-1").as_deref(), Some("u2"));
+        assert!(idx.by_uid("u1").is_none());
     }
 }

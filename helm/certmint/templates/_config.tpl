@@ -68,6 +68,16 @@ limits:
 rotation:
   interlock: {{ .Values.rotation.interlock }}
   trust_configmaps: {{ .Values.rotation.trustConfigMaps | toJson }}
+{{- if .Values.podCertificates.enabled }}
+pod_certificates:
+  enabled: true
+  signer_name: {{ .Values.podCertificates.signerName | quote }}
+  pod_wait: {{ .Values.podCertificates.podWait | quote }}
+  write_qps: {{ int .Values.podCertificates.writeQps }}
+  write_burst: {{ int .Values.podCertificates.writeBurst }}
+  claim_stagger: {{ .Values.podCertificates.claimStagger | quote }}
+  publish_trust_bundle: {{ .Values.podCertificates.publishTrustBundle }}
+{{- end }}
 {{- if .Values.hsm.enabled }}
 hsm:
   module: {{ .Values.hsm.module | quote }}

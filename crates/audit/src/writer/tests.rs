@@ -147,6 +147,7 @@ fn issued(n: usize, identity: &str) -> EncodedBody {
             issuer_serial: "01".into(),
             issuer_sha256: "ef".repeat(32),
         }),
+        request: None,
         undelivered: None,
     })))
 }

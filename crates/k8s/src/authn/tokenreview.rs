@@ -127,7 +127,7 @@ impl TokenReviewer {
         let _slot = slot.map_err(|e| ReviewError::NoAnswer(NoAnswer::Budget, e.to_string()))?;
         let review = TokenReview {
             spec: TokenReviewSpec {
-                token: Some(token.as_str().to_owned()),
+                token: token.as_str().to_owned(),
                 audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
             },
             ..TokenReview::default()

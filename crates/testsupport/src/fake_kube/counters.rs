@@ -29,6 +29,10 @@ pub enum RequestKind {
     Discovery,
     /// GET of `/openid/v1/jwks`.
     Jwks,
+    /// PUT of a PodCertificateRequest's status.
+    PodCertificateStatusWrite,
+    /// POST or PUT of a ClusterTrustBundle.
+    ClusterTrustBundleWrite,
     /// Rejected for a missing or wrong bearer token (counted instead of its own kind).
     Unauthorized,
     /// Anything else (unknown paths, unsupported methods, discovery).
@@ -57,6 +61,25 @@ impl RequestKind {
                 "selfsubjectaccessreviews",
             ] if method == Method::POST => {
                 return RequestKind::SelfSubjectAccessReview;
+            }
+            [
+                "apis",
+                "certificates.k8s.io",
+                "v1",
+                "namespaces",
+                _,
+                "podcertificaterequests",
+                _,
+                "status",
+            ] if method == Method::PUT => return RequestKind::PodCertificateStatusWrite,
+            [
+                "apis",
+                "certificates.k8s.io",
+                "v1",
+                "clustertrustbundles",
+                ..,
+            ] if method == Method::POST || method == Method::PUT => {
+                return RequestKind::ClusterTrustBundleWrite;
             }
             ["api", "v1", "namespaces", _, resource] | ["api", "v1", resource] => {
                 (*resource, false)

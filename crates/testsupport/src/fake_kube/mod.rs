@@ -6,6 +6,7 @@
 //! `use certmint_testsupport::fake_kube;`.
 
 mod authn;
+mod certificates;
 mod conn;
 mod counters;
 mod events;
@@ -34,6 +35,7 @@ use std::{
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::watch as channel, task::JoinHandle};
 
+pub use certificates::PodCertRequest;
 pub use counters::RequestKind;
 #[allow(unused_imports)]
 pub use faults::Fault;
@@ -114,6 +116,7 @@ impl FakeKube {
             counters: Default::default(),
             shutdown: shutdown_rx.clone(),
             watch_drops: channel::channel(0).0,
+            pcr_faults: Default::default(),
         });
         let (listener, acceptor) = tls::TlsListener::spawn(tcp, tls.config, shutdown_rx, refuse_rx);
         let app = server::router(state.clone());

@@ -101,7 +101,7 @@ pub(crate) async fn get_one(
     }
 }
 
-fn list_or_watch(
+pub(crate) fn list_or_watch(
     state: &Arc<ServerState>,
     kind: Kind,
     ns: Option<String>,
@@ -121,7 +121,7 @@ fn list_or_watch(
     let items: Vec<Value> = items.into_iter().filter(|o| fields.matches(o)).collect();
     let list = json!({
         "kind": format!("{}List", kind.name()),
-        "apiVersion": "v1",
+        "apiVersion": kind.api_version(),
         "metadata": { "resourceVersion": rv.to_string() },
         "items": items,
     });

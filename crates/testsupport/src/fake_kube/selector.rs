@@ -63,6 +63,9 @@ fn supported(kind: Kind, field: &str) -> bool {
     match field.trim() {
         "metadata.name" | "metadata.namespace" => true,
         "type" => kind == Kind::Secret,
+        "spec.signerName" => {
+            matches!(kind, Kind::PodCertificateRequest | Kind::ClusterTrustBundle)
+        }
         _ => false,
     }
 }

@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{
+    certificates::{self, PcrFaults},
     counters::{Counters, RequestKind},
     events::{self, CORE, EVENTS_V1, EventLog},
     faults::Faults,
@@ -39,11 +40,16 @@ pub(crate) struct ServerState {
     pub shutdown: watch::Receiver<bool>,
     /// Bumped by `drop_watches`; every open watch cuts its connection.
     pub watch_drops: watch::Sender<u64>,
+    pub pcr_faults: PcrFaults,
 }
 
 type St = State<Arc<ServerState>>;
 type Ns = Path<String>;
 type NsName = Path<(String, String)>;
+type ListQ = Result<
+    axum::extract::Query<super::resources::ListQuery>,
+    axum::extract::rejection::QueryRejection,
+>;
 
 pub(crate) fn router(state: Arc<ServerState>) -> Router {
     let ns = "/api/v1/namespaces/{ns}";
@@ -84,6 +90,7 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
                 |s: St, p: NsName, h: HeaderMap, b: Bytes| events::patch(EVENTS_V1, s, p, h, b),
             ),
         )
+        .merge(certificate_routes())
         .route("/openid/v1/jwks", get(jwks))
         .route(
             "/.well-known/openid-configuration",
@@ -105,6 +112,36 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
         })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
+}
+
+/// certificates.k8s.io/v1: PodCertificateRequests and ClusterTrustBundles.
+fn certificate_routes() -> Router<Arc<ServerState>> {
+    use super::store::Kind;
+    let v1 = "/apis/certificates.k8s.io/v1";
+    let pcrs = format!("{v1}/namespaces/{{ns}}/podcertificaterequests");
+    Router::new()
+        .route(
+            &format!("{v1}/podcertificaterequests"),
+            get(|s: St, q: ListQ| certificates::list_all(Kind::PodCertificateRequest, s, q)),
+        )
+        .route(
+            &pcrs,
+            get(certificates::list_namespaced).post(certificates::create_request),
+        )
+        .route(&format!("{pcrs}/{{name}}"), get(certificates::get_request))
+        .route(
+            &format!("{pcrs}/{{name}}/status"),
+            axum::routing::put(certificates::update_status),
+        )
+        .route(
+            &format!("{v1}/clustertrustbundles"),
+            get(|s: St, q: ListQ| certificates::list_all(Kind::ClusterTrustBundle, s, q))
+                .post(certificates::create_bundle),
+        )
+        .route(
+            &format!("{v1}/clustertrustbundles/{{name}}"),
+            get(certificates::get_bundle).put(certificates::replace_bundle),
+        )
 }
 
 impl ServerState {

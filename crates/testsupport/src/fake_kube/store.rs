@@ -17,6 +17,9 @@ pub(crate) enum Kind {
     Secret,
     ConfigMap,
     Pod,
+    PodCertificateRequest,
+    /// Cluster-scoped: stored under the namespace "".
+    ClusterTrustBundle,
 }
 
 impl Kind {
@@ -26,6 +29,16 @@ impl Kind {
             Kind::Secret => "secrets",
             Kind::ConfigMap => "configmaps",
             Kind::Pod => "pods",
+            Kind::PodCertificateRequest => "podcertificaterequests",
+            Kind::ClusterTrustBundle => "clustertrustbundles",
+        }
+    }
+
+    /// The apiVersion of the kind's objects and lists.
+    pub(crate) fn api_version(self) -> &'static str {
+        match self {
+            Kind::PodCertificateRequest | Kind::ClusterTrustBundle => "certificates.k8s.io/v1",
+            _ => "v1",
         }
     }
 
@@ -34,6 +47,8 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
             Kind::Pod => "Pod",
+            Kind::PodCertificateRequest => "PodCertificateRequest",
+            Kind::ClusterTrustBundle => "ClusterTrustBundle",
         }
     }
 }
@@ -144,6 +159,49 @@ impl Store {
         };
         self.commit(&mut inner, kind, change, object.clone());
         object
+    }
+
+    /// Creates an object that must not exist yet (Err: it does). `build` gets the new
+    /// resourceVersion.
+    pub(crate) fn create(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        build: impl FnOnce(u64) -> Value,
+    ) -> Result<Value, ()> {
+        let mut inner = self.lock();
+        let key = (kind, ns.to_string(), name.to_string());
+        if inner.objects.contains_key(&key) {
+            return Err(());
+        }
+        inner.rv += 1;
+        let object = build(inner.rv);
+        inner.objects.insert(key, object.clone());
+        self.commit(&mut inner, kind, ChangeType::Added, object.clone());
+        Ok(object)
+    }
+
+    /// Replaces an existing object if `build` accepts it: `build` sees the current object
+    /// and the would-be resourceVersion, under the store's lock (so a resourceVersion
+    /// check in it is atomic with the write). Ok(None): there is no such object.
+    pub(crate) fn update<E>(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        build: impl FnOnce(&Value, u64) -> Result<Value, E>,
+    ) -> Result<Option<Value>, E> {
+        let mut inner = self.lock();
+        let key = (kind, ns.to_string(), name.to_string());
+        let Some(current) = inner.objects.get(&key) else {
+            return Ok(None);
+        };
+        let object = build(current, inner.rv + 1)?;
+        inner.rv += 1;
+        inner.objects.insert(key, object.clone());
+        self.commit(&mut inner, kind, ChangeType::Modified, object.clone());
+        Ok(Some(object))
     }
 
     /// Deletes an object; the DELETED event carries it with a new resourceVersion.

@@ -66,6 +66,10 @@ async fn ready(State(s): State<AdminState>) -> impl IntoResponse {
 async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
     // The admin server runs on the serving runtime, so this counts the server's tasks.
     s.metrics.sample_runtime();
+    if let Some(index) = &s.trust {
+        let active = s.store.load().map(|st| st.issuer.anchor_fingerprint());
+        index.sample(&s.metrics.kube, active);
+    }
     (
         [(
             header::CONTENT_TYPE,

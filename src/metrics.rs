@@ -150,6 +150,8 @@ mod tests {
                 !(l.contains("certmint_hsm_")
                     || l.contains("certmint_issuer_pending")
                     || l.contains("certmint_trust_anchors_removed_early")
+                    || l.contains("certmint_trust_workloads")
+                    || l.contains("certmint_trust_anchor_set_workloads")
                     || l.contains("certmint_pod_certificate_")
                     || l.contains("result=\"held\""))
             })

@@ -71,6 +71,10 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     .await;
     let (_, text) = status(s).await;
     assert!(text.contains("2 running meshed workload(s)"), "{text}");
+    assert_eq!(
+        metric(s, "certmint_trust_workloads{trusts_active=\"yes\"} ").await,
+        2
+    );
 
     // The overlap bundle, then an issuer under the new root.
     files.write_anchors(&overlap);

@@ -105,6 +105,23 @@ pub struct PathLabel {
     pub path: AuthnPath,
 }
 
+label_enum! {
+    /// Whether a running meshed workload trusts the active issuer's anchor.
+    pub enum Trusts { Yes => "yes", No => "no", Unknown => "unknown" }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrustsLabel {
+    pub trusts_active: Trusts,
+}
+
+/// One distinct set of trusted anchors (short fingerprints, sorted, comma-separated;
+/// `unknown` when certmint cannot read it).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnchorSetLabel {
+    pub anchors: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FingerprintLabel {
     pub fingerprint: String,
@@ -121,6 +138,10 @@ pub struct Metrics {
     pub issuer_pending_untrusting: Gauge,
     /// Anchors the last bundle change removed while leaves under them may still live.
     pub anchors_removed_early: Gauge,
+    /// Running meshed workloads by whether they trust the active anchor, and by anchor
+    /// set (refreshed at each scrape, with the interlock on).
+    pub trust_workloads: Family<TrustsLabel, Gauge>,
+    pub trust_anchor_sets: Family<AnchorSetLabel, Gauge>,
     pub anchor_expiry: Family<FingerprintLabel, Gauge>,
     pub anchors_earliest_expiry: Gauge,
     pub issuer_reloads: Family<ReloadLabels, Counter>,
@@ -156,6 +177,21 @@ impl Metrics {
             "issuer_pending",
             "1 while a new issuer waits because running workloads do not trust its anchor",
             m.issuer_pending.clone(),
+        );
+        for &trusts_active in Trusts::ALL {
+            let _ = m
+                .trust_workloads
+                .get_or_create(&TrustsLabel { trusts_active });
+        }
+        r.register(
+            "trust_workloads",
+            "Running meshed workloads by whether they trust the active issuer's anchor",
+            m.trust_workloads.clone(),
+        );
+        r.register(
+            "trust_anchor_set_workloads",
+            "Running meshed workloads per distinct set of trusted anchors",
+            m.trust_anchor_sets.clone(),
         );
         r.register(
             "trust_anchors_removed_early",
@@ -298,6 +334,8 @@ impl Default for Metrics {
             issuer_pending: Gauge::default(),
             issuer_pending_untrusting: Gauge::default(),
             anchors_removed_early: Gauge::default(),
+            trust_workloads: Family::default(),
+            trust_anchor_sets: Family::default(),
             anchor_expiry: Family::default(),
             anchors_earliest_expiry: Gauge::default(),
             issuer_reloads: Family::default(),

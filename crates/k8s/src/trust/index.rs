@@ -217,6 +217,45 @@ impl TrustIndex {
         )
     }
 
+    /// Refreshes the trust gauges (called at each metrics scrape).
+    pub fn sample(&self, metrics: &crate::metrics::Metrics, active: Option<Fingerprint>) {
+        use crate::metrics::{AnchorSetLabel, Trusts, TrustsLabel};
+        let view = self.view();
+        let mut counts = [0i64; 3];
+        for w in &view.workloads {
+            let i = match (&w.anchors, active) {
+                (None, _) | (_, None) => 2,
+                (Some(a), Some(act)) if a.contains(&act) => 0,
+                _ => 1,
+            };
+            counts[i] += 1;
+        }
+        for (trusts_active, n) in [Trusts::Yes, Trusts::No, Trusts::Unknown]
+            .into_iter()
+            .zip(counts)
+        {
+            metrics
+                .trust_workloads
+                .get_or_create(&TrustsLabel { trusts_active })
+                .set(n);
+        }
+        metrics.trust_anchor_sets.clear();
+        for (set, n) in view.by_anchor_set() {
+            let anchors = match set {
+                Some(s) => s
+                    .iter()
+                    .map(|f| certmint_core::digest::hex(&f[..8]))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                None => "unknown".to_owned(),
+            };
+            metrics
+                .trust_anchor_sets
+                .get_or_create(&AnchorSetLabel { anchors })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Who trusts what, against the active issuer's anchor and the held one's.
     pub fn report(&self, active: Option<Fingerprint>) -> TrustReport {
         let pending = self

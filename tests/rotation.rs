@@ -134,5 +134,23 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
         text.contains("UNSAFE") && text.contains("shop/web-stale"),
         "{text}"
     );
+    // `certmint check` reports the same unsafe state.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .arg("check")
+        .arg("--trust-anchors")
+        .arg(&files.anchors)
+        .arg("--issuer-dir")
+        .arg(&files.issuer_dir)
+        .arg("--admin")
+        .arg(format!("http://{}", s.admin_addr))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("do not trust the active issuer's anchor (shop/web-stale)"),
+        "{text}"
+    );
     server.shutdown().await.unwrap();
 }

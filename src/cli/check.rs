@@ -44,6 +44,11 @@ pub struct CheckArgs {
     kube: kube::KubeArgs,
     #[command(flatten)]
     hsm: crate::cli::hsm::HsmArgs,
+    /// certmint's admin address (e.g. http://127.0.0.1:9990 through a port-forward): adds
+    /// the trust interlock's findings (running pods that do not trust the active issuer's
+    /// anchor: error; an issuer held for them: warning).
+    #[arg(long)]
+    admin: Option<String>,
     /// Warn (exit 1) when anything expires within this window.
     #[arg(long, default_value = "60d", value_parser = parse_duration)]
     warn_within: Duration,
@@ -81,11 +86,64 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             .findings
             .push(kube::token_authn_finding(&args.kube).await);
     }
+    if let Some(admin) = &args.admin {
+        let trust = crate::cli::rotation::fetch(admin).await?;
+        report.findings.extend(trust_findings(&trust));
+        report.settle();
+    }
     match args.output {
         OutputFormat::Table => print!("{}", render::table(&report)),
         OutputFormat::Json => print!("{}", render::json(&report)?),
     }
     Ok(ExitCode::from(report.exit_code))
+}
+
+/// The interlock's view as findings.
+fn trust_findings(t: &certmint_k8s::trust::TrustReport) -> Vec<Finding> {
+    let object = "running workloads".to_owned();
+    let finding = |severity, message: String| Finding {
+        severity,
+        object: object.clone(),
+        message,
+    };
+    if !t.interlock {
+        return vec![finding(
+            Severity::Ok,
+            "not watched (the interlock is off): what they trust is unknown to certmint".into(),
+        )];
+    }
+    let refusing: Vec<String> = t
+        .refusing_active()
+        .map(|w| format!("{}/{}", w.namespace, w.name))
+        .collect();
+    let mut out = Vec::new();
+    if !refusing.is_empty() {
+        out.push(finding(
+            Severity::Error,
+            format!(
+                "{} do not trust the active issuer's anchor ({}): restart them with the current bundle (certmint rotation status)",
+                refusing.len(),
+                refusing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    if let Some(p) = &t.pending {
+        let n = t.blocking_pending().count();
+        out.push(finding(
+            Severity::Warn,
+            format!(
+                "issuer {} is held until {n} of them trust its anchor",
+                p.issuer
+            ),
+        ));
+    }
+    if out.is_empty() {
+        out.push(finding(
+            Severity::Ok,
+            format!("{} trust the active issuer's anchor", t.workloads.len()),
+        ));
+    }
+    out
 }
 
 fn read_files(args: &CheckArgs) -> anyhow::Result<Inputs> {

@@ -78,7 +78,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-async fn fetch(admin: &str) -> anyhow::Result<TrustReport> {
+pub(crate) async fn fetch(admin: &str) -> anyhow::Result<TrustReport> {
     let url = format!("{}/trust", admin.trim_end_matches('/'));
     let uri: hyper::Uri = url.parse().with_context(|| format!("--admin {admin}"))?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();

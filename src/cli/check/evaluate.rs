@@ -103,6 +103,20 @@ pub fn evaluate(inputs: &Inputs, settings: &Settings) -> Report {
     c.report(inputs)
 }
 
+impl Report {
+    /// Re-sorts the findings and recomputes the result after findings were added.
+    pub fn settle(&mut self) {
+        self.findings.sort_by_key(|f| f.severity);
+        self.result = self
+            .findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Ok);
+        self.exit_code = self.result.exit_code();
+    }
+}
+
 impl Checker<'_> {
     fn add(&mut self, severity: Severity, object: &str, message: impl Into<String>) {
         self.findings.push(Finding {

@@ -325,12 +325,7 @@ async fn leaf_follows_the_profile_even_when_the_csr_asks_for_ca() {
 /// Verifies with rustls-webpki for both TLS roles, and the DNS name.
 fn verify_chain(resp: &linkerd2_proxy_api::identity::CertifyResponse, root_der: &[u8], name: &str) {
     let root = CertificateDer::from(root_der.to_vec());
-    let leaf = CertificateDer::from(resp.leaf_certificate.clone());
-    let inter: Vec<_> = resp
-        .intermediate_certificates
-        .iter()
-        .map(|d| CertificateDer::from(d.clone()))
-        .collect();
+    let (leaf, inter) = common::pki::response_chain(resp);
     common::pki::verify_both_roles(&leaf, &inter, &[root]);
     let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
     let sn = rustls_pki_types::ServerName::try_from(name).unwrap();

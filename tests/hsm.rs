@@ -80,12 +80,7 @@ fn layout(h: &Hsm, object: &str) -> (CaFiles, pki::Ca) {
 }
 
 fn verify(resp: &linkerd2_proxy_api::identity::CertifyResponse, root: &pki::Ca) {
-    let leaf = CertificateDer::from(resp.leaf_certificate.clone());
-    let inter: Vec<_> = resp
-        .intermediate_certificates
-        .iter()
-        .map(|d| CertificateDer::from(d.clone()))
-        .collect();
+    let (leaf, inter) = pki::response_chain(resp);
     pki::verify_both_roles(&leaf, &inter, &[CertificateDer::from(root.der.clone())]);
 }
 

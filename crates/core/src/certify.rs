@@ -199,25 +199,7 @@ impl Certifier {
         // 8. Built from the authenticated identity; the CSR gives only its public key.
         let (names, policy) = self.leaf_profile(&req.requested, &sa, req.lifetime);
         let now = self.clock.now();
-        let leaf = state.issuer.sign_leaf(
-            &names,
-            csr.spki_der(),
-            csr.key_kind().is_rsa(),
-            &policy,
-            now,
-        )?;
-        let issuer = state.issuer.cert();
-        Ok(Certified {
-            leaf: leaf.der,
-            chain: state.issuer.chain_bytes().to_vec(),
-            anchors: state.anchors.clone(),
-            not_before: leaf.not_before,
-            not_after: leaf.not_after,
-            serial: leaf.serial,
-            spki_sha256: crate::digest::sha256(csr.spki_der()),
-            issuer_serial: issuer.serial_hex.clone(),
-            issuer_sha256: issuer.fingerprint_sha256.clone(),
-        })
+        signed(&state, &names, &csr, &policy, now)
     }
 
     /// The leaf's names and lifetime for `sa`: Linkerd's API gets the Linkerd name and the
@@ -326,6 +308,33 @@ fn check_fields(req: &CertifyRequest) -> Result<(), CertifyError> {
         return invalid("certificate_signing_request is larger than 16 KiB");
     }
     Ok(())
+}
+
+/// Signs the leaf for `names` over the CSR's key with the snapshot's issuer, and what the
+/// caller is answered (both APIs and pod certificates).
+fn signed(
+    state: &crate::ca::CaState,
+    names: &LeafNames,
+    csr: &csr::VerifiedCsr,
+    policy: &LeafPolicy,
+    now: std::time::SystemTime,
+) -> Result<Certified, CertifyError> {
+    let leaf =
+        state
+            .issuer
+            .sign_leaf(names, csr.spki_der(), csr.key_kind().is_rsa(), policy, now)?;
+    let issuer = state.issuer.cert();
+    Ok(Certified {
+        leaf: leaf.der,
+        chain: state.issuer.chain_bytes().to_vec(),
+        anchors: state.anchors.clone(),
+        not_before: leaf.not_before,
+        not_after: leaf.not_after,
+        serial: leaf.serial,
+        spki_sha256: crate::digest::sha256(csr.spki_der()),
+        issuer_serial: issuer.serial_hex.clone(),
+        issuer_sha256: issuer.fingerprint_sha256.clone(),
+    })
 }
 
 #[cfg(test)]

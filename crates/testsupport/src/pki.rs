@@ -115,3 +115,19 @@ pub fn verify_both_roles(
         .expect("chain verifies");
     }
 }
+
+/// A Certify answer's leaf and intermediates as DER certificates.
+pub fn response_chain(
+    resp: &linkerd2_proxy_api::identity::CertifyResponse,
+) -> (
+    rustls_pki_types::CertificateDer<'static>,
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+) {
+    let leaf = rustls_pki_types::CertificateDer::from(resp.leaf_certificate.clone());
+    let inter = resp
+        .intermediate_certificates
+        .iter()
+        .map(|d| rustls_pki_types::CertificateDer::from(d.clone()))
+        .collect();
+    (leaf, inter)
+}

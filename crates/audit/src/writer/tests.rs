@@ -165,11 +165,16 @@ fn serials(d: &Disk) -> Vec<String> {
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    for _ in 0..100 {
+    eventually_within(Duration::from_secs(5), what, cond).await
+}
+
+async fn eventually_within(limit: Duration, what: &str, cond: impl Fn() -> bool) {
+    let step = Duration::from_millis(50);
+    for _ in 0..(limit.as_millis() / step.as_millis()) {
         if cond() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(step).await;
     }
     panic!("{what}");
 }
@@ -397,9 +402,13 @@ async fn a_sink_that_takes_the_reserve_but_not_records_is_probed_less_and_less()
     tokio::time::sleep(Duration::from_secs(7)).await;
     let seen = gaps(&stdout).len();
     assert!((1..=3).contains(&seen), "{seen} gap records in 7 s");
-    // Once the sink writes again, probing returns to its first pace.
+    // Once the sink writes again, the next probe (at most 8 s away after 1 + 2 + 4 s of
+    // failures) finds it healthy.
     file.fail.store(false, Ordering::Release);
-    eventually("healthy within a probe", || log.healthy()).await;
+    eventually_within(Duration::from_secs(30), "healthy within a probe", || {
+        log.healthy()
+    })
+    .await;
     log.close().await;
     assert!(!gaps(&file).is_empty());
 }

@@ -121,12 +121,13 @@ mod tests {
             external_reference(b"  pkcs11:token=t;object=o\n"),
             Some("pkcs11:token=t;object=o")
         );
-        assert_eq!(external_reference(b"-----BEGIN PRIVATE KEY-----"), None);
+        assert_eq!(external_reference(b"token=t;object=o"), None);
         let err = CaKey::from_key_file(b"pkcs11:token=t;object=o", &NoExternalKeys)
             .err()
             .unwrap();
         assert!(err.to_string().contains("no `hsm:` section"), "{err}");
         let pem = KeyPair::generate().unwrap().serialize_pem();
+        assert_eq!(external_reference(pem.as_bytes()), None);
         let key = CaKey::from_key_file(pem.as_bytes(), &NoExternalKeys).unwrap();
         assert!(key.location().is_none() && key.available());
     }

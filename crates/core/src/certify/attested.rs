@@ -52,25 +52,7 @@ impl Certifier {
             lifetime: Duration::from_secs(req.span.as_secs()).saturating_sub(skew),
             clock_skew: skew,
         };
-        let leaf = state.issuer.sign_leaf(
-            &names,
-            csr.spki_der(),
-            csr.key_kind().is_rsa(),
-            &policy,
-            now,
-        )?;
-        let issuer = state.issuer.cert();
-        Ok(Certified {
-            leaf: leaf.der,
-            chain: state.issuer.chain_bytes().to_vec(),
-            anchors: state.anchors.clone(),
-            not_before: leaf.not_before,
-            not_after: leaf.not_after,
-            serial: leaf.serial,
-            spki_sha256: crate::digest::sha256(csr.spki_der()),
-            issuer_serial: issuer.serial_hex.clone(),
-            issuer_sha256: issuer.fingerprint_sha256.clone(),
-        })
+        super::signed(&state, &names, &csr, &policy, now)
     }
 }
 

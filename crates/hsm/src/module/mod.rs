@@ -240,14 +240,7 @@ impl Module {
     /// session of a token in this generation logs in (under the read lock, concurrent
     /// first logins may race; "already logged in" is success).
     fn open_logged_in(&self, ctx: &Ctx, uri: &KeyUri) -> Result<Session, Fault> {
-        let lib = ctx.lib.as_ref().ok_or(Fault::new(
-            ErrorKind::Module,
-            "the PKCS#11 module is not loaded",
-        ))?;
-        let slot = find_slot(lib, uri)?;
-        let session = lib
-            .open_ro_session(slot)
-            .map_err(|e| Fault::from_ck("opening a session", e))?;
+        let session = open(ctx, uri, false)?;
         login(&session, &self.read_pin()?)?;
         Ok(session)
     }
@@ -255,14 +248,7 @@ impl Module {
     /// Opens a session under the write lock (recovery, key lookup): logs in once per
     /// generation.
     fn open_session(&self, ctx: &mut Ctx, uri: &KeyUri) -> Result<Session, Fault> {
-        let lib = ctx.lib.as_ref().ok_or(Fault::new(
-            ErrorKind::Module,
-            "the PKCS#11 module is not loaded",
-        ))?;
-        let slot = find_slot(lib, uri)?;
-        let session = lib
-            .open_ro_session(slot)
-            .map_err(|e| Fault::from_ck("opening a session", e))?;
+        let session = open(ctx, uri, false)?;
         if ctx.logged_in.insert(uri.token.clone()) {
             login(&session, &self.read_pin()?).inspect_err(|_| {
                 ctx.logged_in.remove(&uri.token);
@@ -280,16 +266,7 @@ impl Module {
         f: impl FnOnce(&Session) -> Result<T, Fault>,
     ) -> Result<T, Fault> {
         let ctx = self.ctx.read().unwrap_or_else(|e| e.into_inner());
-        let lib = ctx.lib.as_ref().ok_or(Fault::new(
-            ErrorKind::Module,
-            "the PKCS#11 module is not loaded",
-        ))?;
-        let slot = find_slot(lib, uri)?;
-        let session = match rw {
-            true => lib.open_rw_session(slot),
-            false => lib.open_ro_session(slot),
-        }
-        .map_err(|e| Fault::from_ck("opening a session", e))?;
+        let session = open(&ctx, uri, rw)?;
         login(&session, &self.read_pin()?)?;
         f(&session)
     }
@@ -306,6 +283,20 @@ impl Module {
         })?;
         Ok(text.trim_end_matches(['\n', '\r']).to_owned())
     }
+}
+
+/// A session on `uri`'s token (found by label now), not yet logged in.
+fn open(ctx: &Ctx, uri: &KeyUri, rw: bool) -> Result<Session, Fault> {
+    let lib = ctx.lib.as_ref().ok_or(Fault::new(
+        ErrorKind::Module,
+        "the PKCS#11 module is not loaded",
+    ))?;
+    let slot = find_slot(lib, uri)?;
+    match rw {
+        true => lib.open_rw_session(slot),
+        false => lib.open_ro_session(slot),
+    }
+    .map_err(|e| Fault::from_ck("opening a session", e))
 }
 
 fn load(path: &Path) -> Result<Pkcs11, Fault> {

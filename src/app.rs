@@ -85,7 +85,12 @@ impl Server {
         let trust = (kube.is_some() && settings.config.rotation.interlock).then(|| {
             let c = &settings.config;
             let lifetime = c.issuance.lifetime + c.issuance.clock_skew;
-            Arc::new(TrustIndex::new(lifetime, clock.clone(), c.istio.enabled))
+            let index = TrustIndex::new(lifetime, clock.clone(), c.istio.enabled);
+            let pc = &c.pod_certificates;
+            Arc::new(match pc.enabled && pc.publish_trust_bundle {
+                true => index.with_trust_bundle(&pc.signer_name, &pc.trust_bundle_name()),
+                false => index,
+            })
         });
         let mut parts = Parts {
             settings,

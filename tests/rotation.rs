@@ -121,7 +121,32 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     assert_eq!(metric(s, "certmint_issuer_pending ").await, 0);
     let resp = files.certify_web(server.grpc_addr).await.unwrap();
     assert_eq!(resp.intermediate_certificates[0], issuer_b.der);
-    assert_eq!(status(s).await.0, 0);
+    // Next step: the old anchor goes once the leaves signed under issuer a are dead.
+    let (code, text) = status(s).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("phase: new issuer active, old anchor still in the bundle")
+            && text.contains("leaves under the old anchor CN=old root")
+            && text.contains("may be removed from"),
+        "{text}"
+    );
+    // Dropping it now is unsafe, and said so; putting it back is waiting again.
+    files.write_anchors(&new.cert_pem);
+    eventually(WAIT, "status reports the early removal", async || {
+        status(s).await.0 == 2
+    })
+    .await;
+    let (_, text) = status(s).await;
+    assert!(
+        text.contains("UNSAFE: anchor CN=old root") && text.contains("put it back until"),
+        "{text}"
+    );
+    assert_eq!(metric(s, "certmint_trust_anchors_removed_early ").await, 1);
+    files.write_anchors(&overlap);
+    eventually(WAIT, "the old anchor is back", async || {
+        status(s).await.0 == 1
+    })
+    .await;
 
     // A pod started later with the old root only cannot talk to anyone now: unsafe.
     meshed(&kube, "web-stale", &old.cert_pem);

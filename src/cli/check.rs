@@ -127,6 +127,16 @@ fn trust_findings(t: &certmint_k8s::trust::TrustReport) -> Vec<Finding> {
             ),
         ));
     }
+    for a in &t.removed_early {
+        out.push(Finding {
+            severity: Severity::Error,
+            object: format!("trust anchor {}", a.subject),
+            message: format!(
+                "removed from the bundle while leaves under it live: put it back until {}",
+                a.safe_from
+            ),
+        });
+    }
     if let Some(p) = &t.pending {
         let n = t.blocking_pending().count();
         out.push(finding(

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::cli::describe::OutputFormat;
 use certmint_k8s::trust::TrustReport;
-use certmint_k8s::trust::report::WorkloadReport;
+use certmint_k8s::trust::report::{AnchorReport, WorkloadReport};
 
 /// A `/trust` answer larger than this is refused.
 const MAX_REPORT: usize = 64 << 20;
@@ -27,7 +27,8 @@ pub struct RotationArgs {
 #[derive(Debug, Subcommand)]
 enum RotationCommand {
     /// What blocks the next step. Exit 0 nothing blocks, 1 waiting (with what on),
-    /// 2 unsafe (a running pod does not trust the active issuer's anchor).
+    /// 2 unsafe (a running pod does not trust the active issuer's anchor, or an anchor was
+    /// removed while leaves under it live).
     Status(StatusArgs),
     /// The steps of a trust-anchor rotation for this cluster, with the commands.
     Plan(PlanArgs),
@@ -110,32 +111,101 @@ fn judge(r: &TrustReport) -> (u8, String) {
         );
     }
     let mut out = format!(
-        "{} running meshed workload(s); active issuer's anchor {}\n",
+        "phase: {}\n{} running meshed workload(s); active issuer's anchor {}\n",
+        phase(r),
         r.workloads.len(),
         short(r.active_anchor.as_deref())
     );
+    out += &anchors(r);
     let refusing: Vec<&WorkloadReport> = r.refusing_active().collect();
+    let mut unsafe_state = false;
     if !refusing.is_empty() {
         out += &format!(
             "UNSAFE: {} running workload(s) do not trust the active issuer's anchor; their connections fail until they are restarted with a bundle that holds it:\n",
             refusing.len()
         );
         out += &pods(&refusing);
+        unsafe_state = true;
+    }
+    for a in &r.removed_early {
+        out += &format!(
+            "UNSAFE: anchor {} ({}) was removed from the bundle while leaves under it live; put it back until {}\n",
+            a.subject,
+            short(Some(&a.fingerprint)),
+            a.safe_from
+        );
+        unsafe_state = true;
+    }
+    if unsafe_state {
         return (2, out);
     }
-    let Some(p) = &r.pending else {
-        out += "nothing blocks: no issuer is waiting, every running workload trusts the active anchor\n";
-        return (0, out);
-    };
-    let blocking: Vec<&WorkloadReport> = r.blocking_pending().collect();
-    out += &format!(
-        "waiting: issuer {} (anchor {}) is held until {} workload(s) trust its anchor; restart them with the overlap bundle:\n",
-        p.issuer,
-        short(Some(&p.anchor)),
-        blocking.len()
-    );
-    out += &pods(&blocking);
-    (1, out)
+    if let Some(p) = &r.pending {
+        let blocking: Vec<&WorkloadReport> = r.blocking_pending().collect();
+        out += &format!(
+            "waiting: issuer {} (anchor {}) is held until {} workload(s) trust its anchor; restart them with the overlap bundle:\n",
+            p.issuer,
+            short(Some(&p.anchor)),
+            blocking.len()
+        );
+        out += &pods(&blocking);
+        return (1, out);
+    }
+    let retiring: Vec<&AnchorReport> = r.retiring().collect();
+    if !retiring.is_empty() {
+        for a in retiring {
+            out += &format!(
+                "waiting: leaves under the old anchor {} ({}) live until {}; remove it from the bundle after that\n",
+                a.subject,
+                short(Some(&a.fingerprint)),
+                a.safe_to_remove_at.as_deref().unwrap_or("?")
+            );
+        }
+        return (1, out);
+    }
+    out +=
+        "nothing blocks: no issuer is waiting, every running workload trusts the active anchor\n";
+    (0, out)
+}
+
+/// Where a rotation stands, in one word.
+fn phase(r: &TrustReport) -> &'static str {
+    let unused = r.anchors.iter().filter(|a| a.issuer.is_none()).count();
+    match (&r.pending, unused) {
+        _ if r.refusing_active().next().is_some() || !r.removed_early.is_empty() => "unsafe",
+        (Some(_), _) => "new issuer held",
+        (None, 0) => "steady (one anchor in use)",
+        (None, _) if r.anchors.iter().any(|a| a.retired_at.is_some()) => {
+            "new issuer active, old anchor still in the bundle"
+        }
+        (None, _) => "overlap bundle (an anchor no issuer uses yet, or an old one)",
+    }
+}
+
+/// Each anchor of the bundle: who uses it, who does not trust it, when it may go.
+fn anchors(r: &TrustReport) -> String {
+    r.anchors
+        .iter()
+        .map(|a| {
+            let role = match a.issuer.as_deref() {
+                Some(which) => format!("the {which} issuer chains to it"),
+                None => format!(
+                    "no issuer uses it; {} workload(s) do not trust it",
+                    a.untrusting
+                ),
+            };
+            let removable = match (&a.safe_to_remove_at, a.safe_to_remove_now) {
+                (None, _) => "stays while in use".to_owned(),
+                (Some(_), true) => "may be removed now".to_owned(),
+                (Some(t), false) => format!("may be removed from {t}"),
+            };
+            format!(
+                "  anchor {} ({}, until {}): {role}; {removable}\n",
+                a.subject,
+                short(Some(&a.fingerprint)),
+                a.not_after
+            )
+        })
+        .collect()
 }
 
 fn pods(list: &[&WorkloadReport]) -> String {
@@ -284,6 +354,20 @@ mod tests {
                 anchor: "cd".repeat(32),
             }),
             workloads,
+            ..TrustReport::default()
+        }
+    }
+
+    fn anchor(issuer: Option<&str>, retired: bool, safe_now: bool) -> AnchorReport {
+        AnchorReport {
+            fingerprint: "ef".repeat(32),
+            subject: "CN=old root".into(),
+            not_after: "2030-01-01T00:00:00Z".into(),
+            issuer: issuer.map(str::to_owned),
+            retired_at: retired.then(|| "2026-12-06T10:00:00Z".to_owned()),
+            safe_to_remove_at: issuer.is_none().then(|| "2026-12-07T10:00:00Z".to_owned()),
+            safe_to_remove_now: safe_now,
+            untrusting: 0,
         }
     }
 
@@ -310,5 +394,36 @@ mod tests {
         assert!(text.contains("kubectl -n shop delete pod old"), "{text}");
         let off = TrustReport::default();
         assert_eq!(judge(&off).0, 0);
+    }
+
+    #[test]
+    fn the_old_anchor_waits_for_its_leaves_and_removing_it_early_is_unsafe() {
+        let mut r = report(vec![w("a", None, true, None)], false);
+        r.anchors = vec![
+            anchor(Some("active"), false, false),
+            anchor(None, true, false),
+        ];
+        let (code, text) = judge(&r);
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("live until 2026-12-07T10:00:00Z") && text.contains("old anchor"),
+            "{text}"
+        );
+        r.anchors[1].safe_to_remove_now = true;
+        let (code, text) = judge(&r);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("may be removed now"), "{text}");
+        r.anchors.pop();
+        r.removed_early = vec![certmint_k8s::trust::report::RemovedAnchor {
+            fingerprint: "ef".repeat(32),
+            subject: "CN=old root".into(),
+            safe_from: "2026-12-07T10:00:00Z".into(),
+        }];
+        let (code, text) = judge(&r);
+        assert_eq!(code, 2, "{text}");
+        assert!(
+            text.contains("put it back until 2026-12-07T10:00:00Z"),
+            "{text}"
+        );
     }
 }

@@ -29,6 +29,9 @@ pub enum TrustSource {
     /// Istio workloads take the roots from every CreateCertificate answer: what certmint
     /// served during the last leaf lifetime.
     Istio,
+    /// A pod mounting certmint's ClusterTrustBundle (pod certificates): what the bundle
+    /// held when the kubelet last projected it.
+    TrustBundle,
 }
 
 /// What one workload trusts; `None` when certmint cannot know (a ConfigMap version it did
@@ -166,23 +169,19 @@ impl BundleHistory {
     }
 }
 
-/// What Istio workloads surely hold: the anchors present in every bundle certmint served
-/// during the last `lifetime` (each workload renewed within it and keeps the last bundle
-/// it got). `served` is (since when, bundle), oldest first; the bundle in force at
-/// `now - lifetime` counts too.
-pub fn istio_trusted(
-    served: &[(SystemTime, Option<BTreeSet<Fingerprint>>)],
-    now: SystemTime,
-    lifetime: Duration,
+/// What a workload that takes a fresh copy of a bundle now and then (Istio's roots in
+/// every CreateCertificate answer, a projected ClusterTrustBundle) surely holds, if its
+/// last copy is from `from` or later: the anchors present in every version in force since
+/// `from`. `versions` is (since when, bundle), oldest first. `None` when `from` is before
+/// the first version certmint saw (after a restart, for a workload older than the
+/// process: it may hold a bundle certmint never saw).
+pub fn held_since(
+    versions: &[(SystemTime, Option<BTreeSet<Fingerprint>>)],
+    from: SystemTime,
 ) -> Option<BTreeSet<Fingerprint>> {
-    let from = now.checked_sub(lifetime)?;
-    let first = served
-        .iter()
-        .rposition(|(since, _)| *since <= from)
-        .unwrap_or(0);
+    let first = versions.iter().rposition(|(since, _)| *since <= from)?;
     // A version in which nothing parsed counts as an empty bundle.
-    let mut window = served
-        .get(first..)?
+    let mut window = versions[first..]
         .iter()
         .map(|(_, b)| b.clone().unwrap_or_default());
     let start = window.next()?;
@@ -249,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn istio_workloads_surely_hold_only_what_every_recent_bundle_held() {
+    fn a_renewing_workload_surely_holds_only_what_every_bundle_since_its_last_copy_held() {
         let t = |s| UNIX_EPOCH + Duration::from_secs(s);
         let day = Duration::from_secs(86_400);
         let set = |a: &[Fingerprint]| a.iter().copied().collect::<BTreeSet<_>>();
@@ -257,13 +256,16 @@ mod tests {
             (t(0), Some(set(&[OLD]))),
             (t(200_000), Some(set(&[OLD, NEW]))),
         ];
+        let since = |now| held_since(&served, t(now) - day);
         // Less than a lifetime after the overlap bundle: some still hold OLD only.
-        assert_eq!(istio_trusted(&served, t(250_000), day), Some(set(&[OLD])));
+        assert_eq!(since(250_000), Some(set(&[OLD])));
         // A whole lifetime later every workload renewed and holds the overlap.
-        assert_eq!(
-            istio_trusted(&served, t(290_000), day),
-            Some(set(&[OLD, NEW]))
-        );
+        assert_eq!(since(290_000), Some(set(&[OLD, NEW])));
+        // A workload started after the overlap bundle was first served holds it.
+        assert_eq!(held_since(&served, t(210_000)), Some(set(&[OLD, NEW])));
+        // Less than a lifetime after certmint began, a workload older than that may hold
+        // what an earlier process served.
+        assert_eq!(since(50_000), None);
     }
 
     #[test]

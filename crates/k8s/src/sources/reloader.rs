@@ -2,7 +2,7 @@
 //! A rejected update never replaces what is in use; every attempt is logged and counted.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::remind::Reminder;
 use crate::metrics::{Metrics, Reload, ReloadLabels, Source};
@@ -351,23 +351,31 @@ impl Reloader {
         tracing::info!(%source, anchors = anchors.certs().len(), earliest_expiry = %certmint_core::ca::fmt_time(anchors.earliest_expiry()), "trust anchors applied");
         self.count_anchors(source, Reload::Applied);
         if let Some(index) = &self.trust {
-            index.served(anchors.certs().iter().map(|c| sha256(&c.der)).collect());
-            self.removed_early(st, index, &anchors);
+            let early = self.removed_early(st, index, &anchors);
+            index.bundle_applied(anchors.certs().iter().map(anchor_info).collect(), early);
+            let early = i64::try_from(index.removed_early_now()).unwrap_or(i64::MAX);
+            self.metrics.anchors_removed_early.set(early);
         }
         st.anchor_refusals.clear();
         st.anchors = Some((digest, anchors));
     }
 
     /// Warns when the new bundle drops an anchor that leaves still chain to (an issuer
-    /// under it signed less than a leaf lifetime ago), with the time it would be safe.
-    fn removed_early(&self, st: &State, index: &crate::trust::TrustIndex, anchors: &TrustAnchors) {
+    /// under it signed less than a leaf lifetime ago), with the time it would be safe;
+    /// returns those anchors.
+    fn removed_early(
+        &self,
+        st: &State,
+        index: &crate::trust::TrustIndex,
+        anchors: &TrustAnchors,
+    ) -> Vec<(crate::trust::index::AnchorInfo, SystemTime)> {
         let Some((_, before)) = &st.anchors else {
-            return;
+            return Vec::new();
         };
         let now = self.clock.now();
         let kept: std::collections::HashSet<_> =
             anchors.certs().iter().map(|c| sha256(&c.der)).collect();
-        let mut early = 0;
+        let mut early = Vec::new();
         for gone in before
             .certs()
             .iter()
@@ -382,17 +390,17 @@ impl Reloader {
                 continue;
             };
             if safe > now {
-                early += 1;
                 let reason = format!(
-                    "trust anchor {} was removed while leaves under it may still be in use; it was safe to remove from {}",
+                    "trust anchor {} was removed while leaves under it may still be in use; put it back in the bundle until {}",
                     gone.subject,
                     certmint_core::ca::fmt_time(safe)
                 );
                 tracing::warn!("{reason}");
                 self.reporter.issuer_skipped(&reason);
+                early.push((anchor_info(gone), safe));
             }
         }
-        self.metrics.anchors_removed_early.set(early);
+        early
     }
 
     fn apply(
@@ -540,6 +548,15 @@ impl Reloader {
             .anchor_reloads
             .get_or_create(&ReloadLabels { source, result })
             .inc();
+    }
+}
+
+/// How the trust reports name an anchor.
+fn anchor_info(c: &certmint_core::ca::cert::CertInfo) -> crate::trust::index::AnchorInfo {
+    crate::trust::index::AnchorInfo {
+        fingerprint: sha256(&c.der),
+        subject: c.subject.clone(),
+        not_after: c.not_after,
     }
 }
 
@@ -946,5 +963,29 @@ mod tests {
             Some(now() + DAY)
         );
         assert_eq!(index.safe_to_remove_at(&fingerprint(&new), true), None);
+        let report = index.report(Some(fingerprint(&new)));
+        assert_eq!(report.removed_early.len(), 1);
+        assert_eq!(
+            (
+                report.removed_early[0].subject.as_str(),
+                report.removed_early[0].safe_from.as_str()
+            ),
+            ("CN=old", safe.as_str())
+        );
+        // Put back: no longer missing, and retiring until the same time.
+        f.reloader.anchors_read(
+            FILES,
+            format!("{}{}", old.cert_pem, new.cert_pem).as_bytes(),
+        );
+        assert_eq!(f.metrics.anchors_removed_early.get(), 0);
+        let report = index.report(Some(fingerprint(&new)));
+        assert!(report.removed_early.is_empty());
+        let roles: Vec<_> = report
+            .anchors
+            .iter()
+            .map(|a| (a.issuer.as_deref(), a.safe_to_remove_at.clone()))
+            .collect();
+        assert_eq!(roles, [(None, Some(safe.clone())), (Some("active"), None)]);
+        assert_eq!(report.retiring().count(), 1);
     }
 }

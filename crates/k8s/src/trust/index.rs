@@ -1,7 +1,7 @@
 //! The trust index: what every running meshed pod trusts now, answering the reloader's
 //! interlock question ([`TrustGate`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -10,11 +10,11 @@ use k8s_openapi::api::core::v1::Pod;
 
 use certmint_core::clock::Clock;
 use certmint_core::trust::{
-    BundleHistory, Fingerprint, Hold, TrustGate, TrustSource, TrustView, Workload, istio_trusted,
+    BundleHistory, Fingerprint, Hold, TrustGate, TrustSource, TrustView, Workload, held_since,
 };
 
 use super::pod::{PodTrust, fingerprints, pod_trust};
-use super::report::{PendingReport, TrustReport, WorkloadReport};
+use super::report::{AnchorReport, PendingReport, RemovedAnchor, TrustReport, WorkloadReport};
 
 /// What every running meshed pod trusts, kept from the pod watch (and the ConfigMaps
 /// Linkerd pods read their bundle from, and the bundles certmint served Istio workloads),
@@ -24,6 +24,9 @@ pub struct TrustIndex {
     /// Istio workloads count only when certmint serves Istio's API (otherwise their roots
     /// come from elsewhere and are unknown to it).
     istio: bool,
+    /// certmint's ClusterTrustBundle (signer name, object name) when it publishes one:
+    /// pods that mount it count.
+    trust_bundle: Option<(String, String)>,
     /// The pod list has been loaded; until then every root change is held.
     synced: AtomicBool,
     /// The issuer the interlock holds, for reports: subject and anchor.
@@ -31,9 +34,29 @@ pub struct TrustIndex {
     /// Anchors whose issuer certmint stopped signing with, and when: leaves under them
     /// live one leaf lifetime longer.
     retired: RwLock<HashMap<Fingerprint, SystemTime>>,
-    /// The longest leaf lifetime: Istio workloads renew within it.
+    /// The bundle certmint serves now, and the anchors it dropped too early.
+    bundle: RwLock<Bundle>,
+    /// When this index began: a process cannot know whether an earlier one signed under an
+    /// anchor, so every anchor it did not see retired counts as used until then.
+    started: SystemTime,
+    /// The longest leaf lifetime (plus skew): leaves signed now are dead after it.
     leaf_lifetime: Duration,
     clock: Arc<dyn Clock>,
+}
+
+/// One anchor, as the reports name it.
+#[derive(Clone, Debug)]
+pub struct AnchorInfo {
+    pub fingerprint: Fingerprint,
+    pub subject: String,
+    pub not_after: SystemTime,
+}
+
+#[derive(Default)]
+struct Bundle {
+    anchors: Vec<AnchorInfo>,
+    /// Dropped while leaves under them lived, with the time they would have been safe.
+    removed_early: Vec<(AnchorInfo, SystemTime)>,
 }
 
 #[derive(Default)]
@@ -50,19 +73,35 @@ struct Entry {
     name: String,
     owner: Option<String>,
     trust: PodTrust,
+    /// When the pod started (`status.startTime`).
+    started: Option<SystemTime>,
 }
+
+/// How long the kubelet may take to project a changed ClusterTrustBundle into a pod's
+/// volume (its sync period is a minute, plus jitter).
+const PROJECTION_LAG: Duration = Duration::from_secs(120);
 
 impl TrustIndex {
     pub fn new(leaf_lifetime: Duration, clock: Arc<dyn Clock>, istio: bool) -> Self {
         Self {
             inner: RwLock::default(),
             istio,
+            trust_bundle: None,
             synced: AtomicBool::new(false),
             pending: RwLock::new(None),
             retired: RwLock::default(),
+            bundle: RwLock::default(),
+            started: clock.now(),
             leaf_lifetime,
             clock,
         }
+    }
+
+    /// Pods mounting the ClusterTrustBundle `name` (for `signer_name`) count, as trusting
+    /// what it held when the kubelet last projected it.
+    pub fn with_trust_bundle(mut self, signer_name: &str, name: &str) -> Self {
+        self.trust_bundle = Some((signer_name.to_owned(), name.to_owned()));
+        self
     }
 
     /// Replaces the pods with a complete list (the watch's first list or a re-list).
@@ -89,9 +128,13 @@ impl TrustIndex {
             .and_then(|s| s.phase.as_deref())
             .is_some_and(|p| p == "Succeeded" || p == "Failed");
         let trust = pod_trust(pod);
-        let counted = match trust {
+        let counted = match &trust {
             PodTrust::NotMeshed => false,
             PodTrust::Istio => self.istio,
+            PodTrust::TrustBundle { signer_name, name } => self
+                .trust_bundle
+                .as_ref()
+                .is_some_and(|(s, n)| signer_name.as_ref() == Some(s) || name.as_ref() == Some(n)),
             _ => true,
         };
         let mut inner = self.write();
@@ -113,6 +156,11 @@ impl TrustIndex {
                 name: pod.metadata.name.clone().unwrap_or_default(),
                 owner,
                 trust,
+                started: pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .map(|t| SystemTime::from(t.0)),
             },
         );
     }
@@ -147,17 +195,53 @@ impl TrustIndex {
         }
     }
 
-    /// certmint now serves `anchors` to Istio workloads.
-    pub fn served(&self, anchors: BTreeSet<Fingerprint>) {
+    /// certmint now serves `anchors` (to Istio workloads in every answer); `removed_early`
+    /// are the anchors this bundle dropped while leaves under them live, with the time
+    /// each would have been safe to drop.
+    pub fn bundle_applied(
+        &self,
+        anchors: Vec<AnchorInfo>,
+        removed_early: Vec<(AnchorInfo, SystemTime)>,
+    ) {
         let now = self.clock.now();
-        self.write().served.observe(now, Some(anchors));
+        let set = anchors.iter().map(|a| a.fingerprint).collect();
+        self.write().served.observe(now, Some(set));
+        let mut bundle = self.bundle.write().unwrap_or_else(|e| e.into_inner());
+        // An anchor put back is no longer missing.
+        bundle
+            .removed_early
+            .retain(|(r, _)| !anchors.iter().any(|a| a.fingerprint == r.fingerprint));
+        for (gone, safe) in removed_early {
+            bundle
+                .removed_early
+                .retain(|(r, _)| r.fingerprint != gone.fingerprint);
+            bundle.removed_early.push((gone, safe));
+        }
+        bundle.anchors = anchors;
+    }
+
+    /// Anchors dropped too early whose leaves still live now.
+    pub fn removed_early_now(&self) -> usize {
+        let now = self.clock.now();
+        let bundle = self.bundle.read().unwrap_or_else(|e| e.into_inner());
+        bundle
+            .removed_early
+            .iter()
+            .filter(|(_, s)| *s > now)
+            .count()
     }
 
     /// The running meshed workloads and what they trust, now.
     pub fn view(&self) -> TrustView {
         let now = self.clock.now();
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let istio = istio_trusted(inner.served.versions(), now, self.leaf_lifetime);
+        let served = inner.served.versions();
+        // A renewing workload's last copy is from within the window, and not from before
+        // it started.
+        let renewed = |started: Option<SystemTime>, window: Duration| {
+            let from = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+            held_since(served, started.map_or(from, |s| s.max(from)))
+        };
         let workloads = inner
             .pods
             .values()
@@ -174,7 +258,10 @@ impl TrustIndex {
                         let held = at.and_then(|t| inner.configmaps.get(&id)?.at(t).cloned());
                         (TrustSource::LinkerdConfigMap, held)
                     }
-                    PodTrust::Istio => (TrustSource::Istio, istio.clone()),
+                    PodTrust::Istio => (TrustSource::Istio, renewed(e.started, self.leaf_lifetime)),
+                    PodTrust::TrustBundle { .. } => {
+                        (TrustSource::TrustBundle, renewed(e.started, PROJECTION_LAG))
+                    }
                     PodTrust::NotMeshed => (TrustSource::LinkerdEnv, None),
                 };
                 Workload {
@@ -205,12 +292,14 @@ impl TrustIndex {
 
     /// When `anchor` may leave the bundle: `None` while `in_use` (an active or held issuer
     /// chains to it); the last leaf signed under it is dead one leaf lifetime after its
-    /// issuer was retired (an anchor no issuer of this process used: now).
+    /// issuer was retired. An anchor this process never saw retired may have been signed
+    /// under by the process before it, up to this one's start.
     pub fn safe_to_remove_at(&self, anchor: &Fingerprint, in_use: bool) -> Option<SystemTime> {
         let retired = self.retired.read().unwrap_or_else(|e| e.into_inner());
+        let last_signed = retired.get(anchor).copied().unwrap_or(self.started);
         certmint_core::trust::safe_to_remove_at(
             in_use,
-            retired.get(anchor).copied(),
+            Some(last_signed),
             self.clock.now(),
             self.leaf_lifetime,
             Duration::ZERO,
@@ -239,6 +328,8 @@ impl TrustIndex {
                 .get_or_create(&TrustsLabel { trusts_active })
                 .set(n);
         }
+        let early = i64::try_from(self.removed_early_now()).unwrap_or(i64::MAX);
+        metrics.anchors_removed_early.set(early);
         metrics.trust_anchor_sets.clear();
         for (set, n) in view.by_anchor_set() {
             let anchors = match set {
@@ -256,7 +347,8 @@ impl TrustIndex {
         }
     }
 
-    /// Who trusts what, against the active issuer's anchor and the held one's.
+    /// Who trusts what, against the active issuer's anchor and the held one's, and when
+    /// each anchor of the bundle may leave it.
     pub fn report(&self, active: Option<Fingerprint>) -> TrustReport {
         let pending = self
             .pending
@@ -264,8 +356,9 @@ impl TrustIndex {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let hex = |f: &Fingerprint| certmint_core::digest::hex(f);
-        let workloads = self
-            .view()
+        let view = self.view();
+        let (anchors, removed_early) = self.anchor_reports(&view, active, pending.as_ref());
+        let workloads = view
             .workloads
             .iter()
             .map(|w| WorkloadReport {
@@ -276,6 +369,7 @@ impl TrustIndex {
                     TrustSource::LinkerdEnv => "linkerd-env",
                     TrustSource::LinkerdConfigMap => "linkerd-configmap",
                     TrustSource::Istio => "istio",
+                    TrustSource::TrustBundle => "cluster-trust-bundle",
                 }
                 .to_owned(),
                 anchors: w.anchors.as_ref().map(|a| a.iter().map(hex).collect()),
@@ -292,7 +386,58 @@ impl TrustIndex {
                 anchor: hex(&a),
             }),
             workloads,
+            anchors,
+            removed_early,
         }
+    }
+
+    fn anchor_reports(
+        &self,
+        view: &TrustView,
+        active: Option<Fingerprint>,
+        pending: Option<&(String, Fingerprint)>,
+    ) -> (Vec<AnchorReport>, Vec<RemovedAnchor>) {
+        use certmint_core::ca::fmt_time;
+        let now = self.clock.now();
+        let bundle = self.bundle.read().unwrap_or_else(|e| e.into_inner());
+        let retired = self
+            .retired
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let anchors = bundle
+            .anchors
+            .iter()
+            .map(|a| {
+                let issuer = match (active, pending) {
+                    (Some(f), _) if f == a.fingerprint => Some("active"),
+                    (_, Some((_, f))) if *f == a.fingerprint => Some("pending"),
+                    _ => None,
+                };
+                let safe = self.safe_to_remove_at(&a.fingerprint, issuer.is_some());
+                AnchorReport {
+                    fingerprint: certmint_core::digest::hex(&a.fingerprint),
+                    subject: a.subject.clone(),
+                    not_after: fmt_time(a.not_after),
+                    issuer: issuer.map(str::to_owned),
+                    retired_at: retired.get(&a.fingerprint).map(|t| fmt_time(*t)),
+                    safe_to_remove_at: safe.map(fmt_time),
+                    safe_to_remove_now: safe.is_some_and(|s| s <= now),
+                    untrusting: view.not_trusting(&a.fingerprint).count(),
+                }
+            })
+            .collect();
+        let removed = bundle
+            .removed_early
+            .iter()
+            .filter(|(_, safe)| *safe > now)
+            .map(|(a, safe)| RemovedAnchor {
+                fingerprint: certmint_core::digest::hex(&a.fingerprint),
+                subject: a.subject.clone(),
+                safe_from: fmt_time(*safe),
+            })
+            .collect();
+        (anchors, removed)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
@@ -423,7 +568,7 @@ mod tests {
         assert_eq!(index.hold(&new_fp), None);
 
         // An Istio workload knows only what certmint served within a leaf lifetime.
-        index.served(fingerprints(&old).unwrap());
+        serve(&index, &old);
         index.apply(&running(
             "d",
             "uid-d",
@@ -434,7 +579,7 @@ mod tests {
         ));
         assert_eq!(index.hold(&new_fp).map(|h| h.untrusting), Some(1));
         *clock.0.lock().unwrap() = t0 + Duration::from_secs(300);
-        index.served(fingerprints(&overlap).unwrap());
+        serve(&index, &overlap);
         assert!(
             index.hold(&new_fp).is_some(),
             "a renewal may not have happened yet"
@@ -445,5 +590,94 @@ mod tests {
             None,
             "every Istio workload renewed since"
         );
+    }
+
+    fn time(t: SystemTime) -> Time {
+        let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs as i64).unwrap())
+    }
+
+    /// A pod started at `started` mounting the ClusterTrustBundle of `signer`.
+    fn mounting(name: &str, signer: &str, started: SystemTime) -> Pod {
+        use k8s_openapi::api::core::v1::{
+            ClusterTrustBundleProjection, ProjectedVolumeSource, Volume, VolumeProjection,
+        };
+        let mut p = running(name, &format!("uid-{name}"), vec![Container::default()]);
+        p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
+            name: "trust".into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    cluster_trust_bundle: Some(ClusterTrustBundleProjection {
+                        signer_name: Some(signer.into()),
+                        path: "anchors.pem".into(),
+                        ..ClusterTrustBundleProjection::default()
+                    }),
+                    ..VolumeProjection::default()
+                }]),
+                ..ProjectedVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]);
+        p.status = Some(PodStatus {
+            start_time: Some(time(started)),
+            ..PodStatus::default()
+        });
+        p
+    }
+
+    #[test]
+    fn pods_mounting_the_trust_bundle_trust_what_it_held_when_last_projected() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let clock = Arc::new(Clock(std::sync::Mutex::new(t0)));
+        let index = TrustIndex::new(Duration::from_secs(86_400), clock.clone(), false)
+            .with_trust_bundle("certmint.io/spiffe", "certmint.io:spiffe:anchors");
+        let (old, new) = (root_pem(), root_pem());
+        let overlap = format!("{old}{new}");
+        let new_fp = *fingerprints(&new).unwrap().iter().next().unwrap();
+        serve(&index, &old);
+        index.replace(&[
+            mounting("a", "certmint.io/spiffe", t0 - Duration::from_secs(3600)),
+            mounting("other", "example.com/signer", t0),
+        ]);
+        assert_eq!(index.view().workloads.len(), 1, "another signer's bundle");
+        assert_eq!(
+            index.hold(&new_fp).map(|h| h.untrusting),
+            Some(1),
+            "a pod older than this process may hold a bundle it never saw"
+        );
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(600);
+        serve(&index, &overlap);
+        assert!(index.hold(&new_fp).is_some(), "not projected yet");
+        // A pod started after the overlap was published mounts it.
+        index.apply(&mounting(
+            "b",
+            "certmint.io/spiffe",
+            t0 + Duration::from_secs(610),
+        ));
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(620);
+        let view = index.view();
+        let b = view.workloads.iter().find(|w| w.name == "b").unwrap();
+        assert!(b.trusts(&new_fp) && b.source == TrustSource::TrustBundle);
+        // The kubelet re-projected the bundle into a within its sync period.
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(600) + PROJECTION_LAG;
+        assert_eq!(index.hold(&new_fp), None);
+        assert_eq!(
+            index.report(None).workloads[0].source,
+            "cluster-trust-bundle"
+        );
+    }
+
+    /// certmint serves the anchors of `pem`.
+    fn serve(index: &TrustIndex, pem: &str) {
+        let anchors = fingerprints(pem)
+            .unwrap()
+            .into_iter()
+            .map(|fingerprint| AnchorInfo {
+                fingerprint,
+                subject: "CN=anchor".into(),
+                not_after: SystemTime::UNIX_EPOCH,
+            })
+            .collect();
+        index.bundle_applied(anchors, Vec::new());
     }
 }

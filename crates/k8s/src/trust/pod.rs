@@ -37,6 +37,12 @@ pub enum PodTrust {
     },
     /// Istio, sidecar or ambient: the roots of its last CreateCertificate answer.
     Istio,
+    /// Mounts a ClusterTrustBundle (a `clusterTrustBundle` projected volume source), by
+    /// signer name or by object name; counted when it is certmint's.
+    TrustBundle {
+        signer_name: Option<String>,
+        name: Option<String>,
+    },
 }
 
 /// What `pod` trusts, from its spec and status.
@@ -60,7 +66,20 @@ pub fn pod_trust(pod: &Pod) -> PodTrust {
     if ambient || containers.clone().any(|c| c.name == ISTIO_PROXY) {
         return PodTrust::Istio;
     }
-    PodTrust::NotMeshed
+    let bundle = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.projected.as_ref()?.sources.as_ref())
+        .flatten()
+        .find_map(|s| s.cluster_trust_bundle.as_ref());
+    match bundle {
+        Some(b) => PodTrust::TrustBundle {
+            signer_name: b.signer_name.clone(),
+            name: b.name.clone(),
+        },
+        None => PodTrust::NotMeshed,
+    }
 }
 
 fn linkerd(pod: &Pod, proxy: &Container) -> PodTrust {

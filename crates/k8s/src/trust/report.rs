@@ -15,6 +15,41 @@ pub struct TrustReport {
     /// An issuer waiting for workloads to trust its anchor.
     pub pending: Option<PendingReport>,
     pub workloads: Vec<WorkloadReport>,
+    /// The anchors in the bundle certmint serves, and when each may leave it.
+    #[serde(default)]
+    pub anchors: Vec<AnchorReport>,
+    /// Anchors dropped from the bundle while leaves under them may still be in use.
+    #[serde(default)]
+    pub removed_early: Vec<RemovedAnchor>,
+}
+
+/// One anchor of the bundle.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AnchorReport {
+    /// SHA-256 (hex) of the anchor.
+    pub fingerprint: String,
+    pub subject: String,
+    /// The anchor's own notAfter (RFC 3339).
+    pub not_after: String,
+    /// `active` or `pending` when that issuer chains to it, else `None`.
+    pub issuer: Option<String>,
+    /// When certmint stopped signing under it (RFC 3339), if this process did.
+    pub retired_at: Option<String>,
+    /// From when it may leave the bundle (RFC 3339); `None` while an issuer uses it.
+    pub safe_to_remove_at: Option<String>,
+    /// `safe_to_remove_at` has passed.
+    pub safe_to_remove_now: bool,
+    /// Running workloads that do not trust it (an issuer under it would be held).
+    pub untrusting: usize,
+}
+
+/// An anchor dropped from the bundle too early.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RemovedAnchor {
+    pub fingerprint: String,
+    pub subject: String,
+    /// Leaves under it live until then (RFC 3339).
+    pub safe_from: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -31,7 +66,7 @@ pub struct WorkloadReport {
     pub name: String,
     /// The controller to restart, e.g. `replicaset/web-5d9c`.
     pub owner: Option<String>,
-    /// `linkerd-env`, `linkerd-configmap` or `istio`.
+    /// `linkerd-env`, `linkerd-configmap`, `istio` or `cluster-trust-bundle`.
     pub source: String,
     /// The anchors it trusts (hex), or `None` when certmint cannot know.
     pub anchors: Option<Vec<String>>,
@@ -53,5 +88,12 @@ impl TrustReport {
         self.workloads
             .iter()
             .filter(|w| w.trusts_pending == Some(false))
+    }
+
+    /// Old anchors (certmint retired their issuer) whose leaves still live.
+    pub fn retiring(&self) -> impl Iterator<Item = &AnchorReport> {
+        self.anchors
+            .iter()
+            .filter(|a| a.retired_at.is_some() && a.issuer.is_none() && !a.safe_to_remove_now)
     }
 }

@@ -589,20 +589,50 @@ async fn seeds_objects_from_a_directory() {
     std::fs::write(issuer.join("tls.crt"), "cert 2").unwrap();
     assert_eq!(fake.seed_from_dir(dir.path()).unwrap(), 1);
 
-    let secret = Api::<Secret>::namespaced(client, "certmint")
+    let secret = Api::<Secret>::namespaced(client.clone(), "certmint")
         .get("issuer")
         .await
         .unwrap();
     assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
     assert_eq!(secret.data.unwrap()["tls.crt"].0, b"cert 2");
+
+    // Pods: a JSON file merged over a running pod; removing the file deletes the pod.
+    let pods_dir = dir.path().join("shop/pods");
+    std::fs::create_dir_all(&pods_dir).unwrap();
+    let env = r#"{"spec": {"serviceAccountName": "web", "containers": [{"name": "linkerd-proxy",
+        "env": [{"name": "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", "value": "pem"}]}]}}"#;
+    std::fs::write(pods_dir.join("web-1.json"), env).unwrap();
+    assert_eq!(fake.seed_from_dir(dir.path()).unwrap(), 1);
+    assert_eq!(fake.seed_from_dir(dir.path()).unwrap(), 0);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let pod = pods.get("web-1").await.unwrap();
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("web"));
+    assert_eq!(spec.node_name.as_deref(), Some("node-1"));
+    assert_eq!(
+        spec.containers[0].env.as_ref().unwrap()[0].value.as_deref(),
+        Some("pem")
+    );
+    let status = pod.status.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert!(status.start_time.is_some());
+    fake.put_pod("shop", "by-test", "web", "node-1");
+    std::fs::remove_file(pods_dir.join("web-1.json")).unwrap();
+    assert_eq!(fake.seed_from_dir(dir.path()).unwrap(), 1);
+    assert!(pods.get_opt("web-1").await.unwrap().is_none());
+    assert!(
+        pods.get_opt("by-test").await.unwrap().is_some(),
+        "a pod not loaded from a file stays"
+    );
 }
 
 /// Runs a fake API server until interrupted, to try `certmint serve` against it by hand:
 /// `FAKE_KUBE_DIR=/tmp/fake-kube cargo test --test fake_kube_selftest -- --ignored --nocapture`.
 /// Writes `kubeconfig`, `token` (a projected token for `shop/web`, audience
-/// `identity.l5d.io`, valid 24 h) and `sa.pub` (the token signing key) into the directory,
-/// and loads `objects/` (`<ns>/secrets/<name>/<key>`, `<ns>/configmaps/<name>/<key>`)
-/// every second, so editing those files rotates the objects.
+/// `identity.l5d.io`, valid 24 h), `token-istio` (`demo/app`, audience `istio-ca`) and
+/// `sa.pub` (the token signing key) into the directory, and loads `objects/`
+/// (`<ns>/secrets/<name>/<key>`, `<ns>/configmaps/<name>/<key>`, `<ns>/pods/<name>.json`)
+/// every second, so editing those files changes the objects.
 #[tokio::test]
 #[ignore = "runs until interrupted; for trying certmint against the fake by hand"]
 async fn run_fake_api_server_by_hand() {
@@ -615,6 +645,11 @@ async fn run_fake_api_server_by_hand() {
     std::fs::write(
         dir.join("token"),
         fake.mint_token("shop", "web", &[L5D], day),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("token-istio"),
+        fake.mint_token("demo", "app", &["istio-ca"], day),
     )
     .unwrap();
     std::fs::write(dir.join("sa.pub"), fake.service_account_public_key_pem()).unwrap();

@@ -139,6 +139,14 @@ fn judge(r: &TrustReport) -> (u8, String) {
     if unsafe_state {
         return (2, out);
     }
+    let unknown: Vec<&WorkloadReport> = r.unknown().collect();
+    if !unknown.is_empty() {
+        out += &format!(
+            "note: certmint cannot tell what {} workload(s) trust (a ConfigMap version it did not see, a value that does not parse, or an Istio/trust-bundle workload older than this certmint process, known after one leaf lifetime); they count as not trusting a new anchor:\n",
+            unknown.len()
+        );
+        out += &pods(&unknown);
+    }
     if let Some(p) = &r.pending {
         let blocking: Vec<&WorkloadReport> = r.blocking_pending().collect();
         out += &format!(
@@ -394,6 +402,15 @@ mod tests {
         assert!(text.contains("kubectl -n shop delete pod old"), "{text}");
         let off = TrustReport::default();
         assert_eq!(judge(&off).0, 0);
+        // Unknown is not refusing: said, but not unsafe.
+        let mut unknown = w("istio-1", None, false, None);
+        unknown.anchors = None;
+        let (code, text) = judge(&report(vec![unknown], false));
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.contains("cannot tell what 1 workload(s) trust"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -39,7 +39,13 @@ struct State {
     /// Repeated refusals are logged when first seen, then once per reload interval.
     issuer_refusals: Reminder,
     anchor_refusals: Reminder,
+    /// A held issuer is said once, again when the count of workloads holding it back
+    /// changes, and otherwise every [`HOLD_REMINDER`].
+    holds: Reminder,
 }
+
+/// How often an unchanged hold is said again (a hold can last hours, until pods restart).
+const HOLD_REMINDER: Duration = Duration::from_secs(600);
 
 /// How often a refusal of unchanged content is logged again: the sources' reload
 /// intervals, so each periodic re-read of the same bad content does not add a line.
@@ -103,6 +109,7 @@ impl Reloader {
             anchors_present: false,
             issuer_refusals: Reminder::new(reminders.issuer),
             anchor_refusals: Reminder::new(reminders.anchors),
+            holds: Reminder::new(HOLD_REMINDER),
         };
         Self {
             store,
@@ -451,6 +458,7 @@ impl Reloader {
         Metrics::set_time(&self.metrics.issuer_last_reload, self.clock.now());
         self.count_issuer(source, Reload::Applied);
         st.issuer_refusals.clear();
+        st.holds.clear();
         self.reporter.issuer_applied(&issuer);
         self.store.store(CaState {
             issuer: Arc::new(issuer),
@@ -493,9 +501,12 @@ impl Reloader {
         self.metrics
             .issuer_pending_untrusting
             .set(i64::try_from(hold.untrusting).unwrap_or(i64::MAX));
-        // Keyed apart from a refusal of the same content (held is news after a refusal).
-        let key = certmint_core::digest::sha256_parts(&[b"held", &material.digest()]);
-        if st.issuer_refusals.due(key, self.clock.now()) {
+        let key = certmint_core::digest::sha256_parts(&[
+            &material.digest(),
+            &hold.untrusting.to_be_bytes(),
+            &[u8::from(hold.is_unsynced())],
+        ]);
+        if st.holds.due(key, self.clock.now()) {
             let reason = match hold.is_unsynced() {
                 true => format!(
                     "new issuer {} under another trust anchor held until the running pods are known (pod list loading)",
@@ -594,6 +605,16 @@ mod tests {
         store: CaStore,
         metrics: Arc<Metrics>,
         events: Arc<Recorder>,
+        clock: Arc<TestClock>,
+    }
+
+    /// A clock the test moves.
+    struct TestClock(Mutex<SystemTime>);
+
+    impl Clock for TestClock {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().unwrap()
+        }
     }
 
     impl Fixture {
@@ -607,11 +628,12 @@ mod tests {
             let events = Arc::new(Recorder::default());
             let probe =
                 certmint_core::ca::probe_names(&Naming::new("linkerd", "cluster.local").unwrap());
+            let clock = Arc::new(TestClock(Mutex::new(now())));
             let reloader = Reloader::new(
                 store.clone(),
                 probe,
                 metrics.clone(),
-                Arc::new(FixedClock(now())),
+                clock.clone(),
                 events.clone(),
                 Reminders::default(),
             );
@@ -624,7 +646,12 @@ mod tests {
                 store,
                 metrics,
                 events,
+                clock,
             }
+        }
+
+        fn advance(&self, by: Duration) {
+            *self.clock.0.lock().unwrap() += by;
         }
 
         fn issuer_count(&self, result: Reload) -> u64 {
@@ -882,9 +909,15 @@ mod tests {
         assert!(held.contains("held: 1 running workload(s)"), "{held}");
         assert!(held.contains("shop/web-old"), "{held}");
 
-        // Re-reads while held say it once.
+        // Re-reads while held say it once, past the reload interval too; a reminder
+        // comes after ten minutes.
+        f.reloader.issuer_read(FILES, b.clone());
+        f.advance(Duration::from_secs(120));
         f.reloader.issuer_read(FILES, b.clone());
         assert_eq!(f.events().len(), events.len());
+        f.advance(Duration::from_secs(600));
+        f.reloader.issuer_read(FILES, b.clone());
+        assert_eq!(f.events().len(), events.len() + 1);
 
         // The last such workload is replaced: activated without a new read.
         gate.0.lock().unwrap().clear();

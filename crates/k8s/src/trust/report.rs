@@ -76,11 +76,17 @@ pub struct WorkloadReport {
 }
 
 impl TrustReport {
-    /// Running workloads that would refuse the active issuer's leaves (an unsafe state).
+    /// Running workloads known to refuse the active issuer's leaves (an unsafe state).
     pub fn refusing_active(&self) -> impl Iterator<Item = &WorkloadReport> {
         self.workloads
             .iter()
-            .filter(|w| self.active_anchor.is_some() && !w.trusts_active)
+            .filter(|w| self.active_anchor.is_some() && w.anchors.is_some() && !w.trusts_active)
+    }
+
+    /// Running workloads whose anchors certmint cannot know now (they count as not
+    /// trusting a held issuer, but are not reported as refusing the active one).
+    pub fn unknown(&self) -> impl Iterator<Item = &WorkloadReport> {
+        self.workloads.iter().filter(|w| w.anchors.is_none())
     }
 
     /// Running workloads that hold the pending issuer back.

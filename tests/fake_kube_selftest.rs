@@ -181,8 +181,14 @@ async fn serves_secrets_and_configmaps() {
         2
     );
     assert_eq!(api_error_code(secrets.get("missing").await), 404);
-    let by_label = ListParams::default().labels("app=certmint");
-    assert_eq!(api_error_code(secrets.list(&by_label).await), 400);
+    // Equality label selectors only; set-based ones are refused, not ignored.
+    let count = async |selector: &str| {
+        let by_label = ListParams::default().labels(selector);
+        secrets.list(&by_label).await.map(|l| l.items.len())
+    };
+    assert_eq!(count("app=certmint").await.unwrap(), 0);
+    assert_eq!(count("app!=certmint").await.unwrap(), 2);
+    assert_eq!(api_error_code(count("app in (certmint)").await), 400);
     let by_data = ListParams::default().fields("data.tls.crt=x");
     assert_eq!(api_error_code(secrets.list(&by_data).await), 400);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "certmint");
@@ -201,8 +207,8 @@ async fn serves_secrets_and_configmaps() {
     assert_eq!(fake.request_count(RequestKind::SecretGet), 2);
     assert_eq!(
         fake.request_count(RequestKind::SecretList),
-        4,
-        "two rejected"
+        6,
+        "four answered, two rejected"
     );
     assert_eq!(fake.request_count(RequestKind::ConfigMapGet), 1);
 }

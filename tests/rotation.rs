@@ -42,6 +42,28 @@ async fn status(server: &Server) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// `certmint rotation status --kubernetes`: every certmint pod asked through the API
+/// server's pod proxy.
+async fn status_through_api(kubeconfig: &std::path::Path, admin_port: u16) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
+        .args(["rotation", "status", "--kubernetes", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--admin-port", &admin_port.to_string()])
+        .output()
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A running certmint pod, as the chart labels it (the fake proxies to loopback).
+fn certmint_pod(kube: &FakeKube, name: &str) {
+    kube.put_pod_with("certmint", name, "certmint", "node-a", |pod: &mut Value| {
+        pod["metadata"]["labels"] = json!({"app.kubernetes.io/name": "certmint"});
+    });
+}
+
 async fn metric(server: &Server, series: &str) -> u64 {
     let (_, body) = admin_get(server.admin_addr, "/metrics").await;
     body.lines()
@@ -148,6 +170,25 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     })
     .await;
 
+    // The same through the API server: every certmint replica, by its pod.
+    let kubeconfig = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig.path().join("kubeconfig");
+    kube.write_kubeconfig(&kubeconfig);
+    let port = s.admin_addr.port();
+    let (code, text) = status_through_api(&kubeconfig, port).await;
+    assert_eq!(code, 2, "no certmint pod yet: {text}");
+    assert!(
+        text.contains("no running certmint pod in namespace certmint"),
+        "{text}"
+    );
+    certmint_pod(&kube, "certmint-0");
+    let (code, text) = status_through_api(&kubeconfig, port).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("leaves under the old anchor CN=old root"),
+        "{text}"
+    );
+
     // A pod started later with the old root only cannot talk to anyone now: unsafe.
     meshed(&kube, "web-stale", &old.cert_pem);
     eventually(WAIT, "status reports the unsafe state", async || {
@@ -177,5 +218,9 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
         text.contains("do not trust the active issuer's anchor (shop/web-stale)"),
         "{text}"
     );
+    // Through the API server too.
+    let (code, text) = status_through_api(&kubeconfig, port).await;
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("shop/web-stale"), "{text}");
     server.shutdown().await.unwrap();
 }

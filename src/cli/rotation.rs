@@ -39,8 +39,31 @@ struct StatusArgs {
     /// certmint's admin address (e.g. after `kubectl -n certmint port-forward deploy/certmint 9990`).
     #[arg(long, default_value = "http://127.0.0.1:9990")]
     admin: String,
+    /// Ask every running certmint replica through the API server (the pods' `proxy`
+    /// subresource) instead of `--admin`.
+    #[arg(long)]
+    kubernetes: bool,
+    #[command(flatten)]
+    replicas: ReplicaArgs,
     #[arg(long, value_enum, default_value = "table")]
     output: OutputFormat,
+}
+
+/// Where certmint's replicas are, for reaching them through the API server.
+#[derive(Debug, Args)]
+pub struct ReplicaArgs {
+    /// kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long = "kubeconfig", id = "replica_kubeconfig")]
+    pub kubeconfig: Option<PathBuf>,
+    /// certmint's namespace.
+    #[arg(long = "certmint-namespace", default_value = "certmint")]
+    pub namespace: String,
+    /// The label selector of certmint's pods.
+    #[arg(long, default_value = "app.kubernetes.io/name=certmint")]
+    pub selector: String,
+    /// certmint's admin port.
+    #[arg(long, default_value_t = 9990)]
+    pub admin_port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -70,14 +93,109 @@ pub async fn run(args: RotationArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let report = fetch(&args.admin).await?;
-    let (code, text) = judge(&report);
-    match args.output {
-        OutputFormat::Table => print!("{text}"),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    let reports = match args.kubernetes {
+        true => through_api_server(&args.replicas).await?,
+        false => vec![(args.admin.clone(), fetch(&args.admin).await)],
+    };
+    let several = reports.len() > 1;
+    let mut worst = 0;
+    let mut json = serde_json::Map::new();
+    for (replica, report) in reports {
+        let (code, text) = match &report {
+            Ok(r) => judge(r),
+            Err(e) => (2, format!("cannot read its trust report: {e:#}\n")),
+        };
+        worst = worst.max(code);
+        match args.output {
+            OutputFormat::Table if several => print!("== {replica} (exit {code})\n{text}"),
+            OutputFormat::Table => print!("{text}"),
+            OutputFormat::Json => {
+                let value = match report {
+                    Ok(r) => serde_json::to_value(r)?,
+                    Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+                };
+                json.insert(replica, value);
+            }
+        }
     }
-    Ok(ExitCode::from(code))
+    if matches!(args.output, OutputFormat::Json) {
+        let out = match (args.kubernetes, json.len()) {
+            (false, 1) => json.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
+            _ => serde_json::Value::Object(json),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(ExitCode::from(worst))
 }
+
+/// Every running replica's `/trust`, through the API server's pod proxy (each replica has
+/// its own pod watch and history; they can disagree, e.g. one restarted in the middle).
+pub(crate) async fn through_api_server(
+    args: &ReplicaArgs,
+) -> anyhow::Result<Vec<(String, anyhow::Result<TrustReport>)>> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    let client = certmint_k8s::client::client(args.kubeconfig.as_deref()).await?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), &args.namespace);
+    let pods = tokio::time::timeout(
+        API_TIMEOUT,
+        api.list(&ListParams::default().labels(&args.selector)),
+    )
+    .await
+    .context("the API server did not answer the pod list within 30 s")?
+    .with_context(|| {
+        format!(
+            "cannot list certmint's pods in namespace {}",
+            args.namespace
+        )
+    })?;
+    let running: Vec<String> = pods
+        .items
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    if running.is_empty() {
+        bail!(
+            "no running certmint pod in namespace {} with labels {}; pass --certmint-namespace / --selector",
+            args.namespace,
+            args.selector
+        );
+    }
+    let mut out = Vec::new();
+    for name in running {
+        let path = format!(
+            "/api/v1/namespaces/{}/pods/{name}:{}/proxy/trust",
+            args.namespace, args.admin_port
+        );
+        let report = proxied(&client, &path).await;
+        out.push((format!("{}/{name}", args.namespace), report));
+    }
+    Ok(out)
+}
+
+async fn proxied(client: &kube::Client, path: &str) -> anyhow::Result<TrustReport> {
+    let request = http::Request::get(path).body(kube::client::Body::empty())?;
+    let answer = tokio::time::timeout(API_TIMEOUT, client.send(request))
+        .await
+        .context("no answer within 30 s")?
+        .context("the API server's pod proxy failed (needs get on pods/proxy)")?;
+    if !answer.status().is_success() {
+        bail!(
+            "the pod proxy answered {} (needs get on pods/proxy in certmint's namespace)",
+            answer.status()
+        );
+    }
+    let body = Limited::new(answer.into_body(), MAX_REPORT)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the trust report: {e}"))?
+        .to_bytes();
+    serde_json::from_slice(&body).context("the answer is not certmint's trust report")
+}
+
+/// Bounds each read through the API server (kube retries throttling for minutes).
+const API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(crate) async fn fetch(admin: &str) -> anyhow::Result<TrustReport> {
     let url = format!("{}/trust", admin.trim_end_matches('/'));

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    selector::{FieldSelector, check_label_selector},
+    selector::FieldSelector,
     server::ServerState,
     status::{bad_request, json_response, not_found},
     store::Kind,
@@ -107,10 +107,9 @@ pub(crate) fn list_or_watch(
     ns: Option<String>,
     q: &ListQuery,
 ) -> Response {
-    if let Err(message) = check_label_selector(q.label_selector.as_deref()) {
-        return bad_request(&message);
-    }
-    let fields = match FieldSelector::parse(kind, q.field_selector.as_deref()) {
+    let fields = match FieldSelector::parse(kind, q.field_selector.as_deref())
+        .and_then(|f| f.with_labels(q.label_selector.as_deref()))
+    {
         Ok(fields) => fields,
         Err(message) => return bad_request(&message),
     };

@@ -1,5 +1,6 @@
 //! Field selectors (`metadata.name=x,type!=y`), with the fields the real API server
-//! supports for Secrets and ConfigMaps. Label selectors are refused rather than ignored.
+//! supports for Secrets and ConfigMaps, and equality label selectors (`app=x,tier!=y`);
+//! set-based label selectors are refused rather than ignored.
 
 use serde_json::Value;
 
@@ -12,9 +13,25 @@ pub(crate) struct FieldSelector {
 
 #[derive(Clone, Debug)]
 struct Term {
-    field: String,
+    /// Where the value is in the object.
+    path: Vec<String>,
     value: String,
     equal: bool,
+}
+
+/// `key=value`, `key==value` or `key!=value`: (key, value, equal).
+fn split_term(term: &str) -> Result<(&str, &str, bool), String> {
+    if let Some((f, v)) = term.split_once("!=") {
+        Ok((f, v, false))
+    } else if let Some((f, v)) = term.split_once("==") {
+        Ok((f, v, true))
+    } else if let Some((f, v)) = term.split_once('=') {
+        Ok((f, v, true))
+    } else {
+        Err(format!(
+            "invalid selector: '{term}'; can't understand '{term}'"
+        ))
+    }
 }
 
 impl FieldSelector {
@@ -22,36 +39,48 @@ impl FieldSelector {
     pub(crate) fn parse(kind: Kind, selector: Option<&str>) -> Result<FieldSelector, String> {
         let mut terms = Vec::new();
         for term in selector.unwrap_or("").split(',').filter(|t| !t.is_empty()) {
-            let (field, value, equal) = if let Some((f, v)) = term.split_once("!=") {
-                (f, v, false)
-            } else if let Some((f, v)) = term.split_once("==") {
-                (f, v, true)
-            } else if let Some((f, v)) = term.split_once('=') {
-                (f, v, true)
-            } else {
-                return Err(format!(
-                    "invalid selector: '{term}'; can't understand '{term}'"
-                ));
-            };
+            let (field, value, equal) = split_term(term)?;
             if !supported(kind, field) {
                 return Err(format!("field label not supported: {field}"));
             }
-            let (field, value) = (field.trim().to_string(), value.trim().to_string());
             terms.push(Term {
-                field,
-                value,
+                path: field.trim().split('.').map(str::to_owned).collect(),
+                value: value.trim().to_string(),
                 equal,
             });
         }
         Ok(FieldSelector { terms })
     }
 
+    /// Adds the equality terms of a label selector (`Err`: the BadRequest message).
+    pub(crate) fn with_labels(mut self, selector: Option<&str>) -> Result<Self, String> {
+        for term in selector
+            .unwrap_or("")
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+        {
+            let (key, value, equal) = split_term(term)?;
+            if key.contains(['(', ' ', '!']) || value.contains(['(', ')', ' ']) {
+                return Err(format!(
+                    "the fake API server supports equality label selectors only (got {term:?})"
+                ));
+            }
+            let path = ["metadata", "labels", key.trim()];
+            self.terms.push(Term {
+                path: path.map(str::to_owned).to_vec(),
+                value: value.trim().to_string(),
+                equal,
+            });
+        }
+        Ok(self)
+    }
+
     pub(crate) fn matches(&self, object: &Value) -> bool {
         self.terms.iter().all(|term| {
             let actual = term
-                .field
-                .split('.')
-                .fold(object, |v, part| &v[part])
+                .path
+                .iter()
+                .fold(object, |v, part| &v[part.as_str()])
                 .as_str()
                 .unwrap_or("");
             (actual == term.value) == term.equal
@@ -67,15 +96,5 @@ fn supported(kind: Kind, field: &str) -> bool {
             matches!(kind, Kind::PodCertificateRequest | Kind::ClusterTrustBundle)
         }
         _ => false,
-    }
-}
-
-/// Only an empty label selector is accepted: the fake does not implement them.
-pub(crate) fn check_label_selector(selector: Option<&str>) -> Result<(), String> {
-    match selector {
-        Some(s) if !s.trim().is_empty() => Err(format!(
-            "the fake API server does not support label selectors (got {s:?})"
-        )),
-        _ => Ok(()),
     }
 }

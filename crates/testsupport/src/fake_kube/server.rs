@@ -70,6 +70,10 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
         )
         .route("/api/v1/{resource}", get(resources::cluster_wide))
         .route(
+            &format!("{ns}/pods/{{target}}/proxy/{{*path}}"),
+            get(pod_proxy),
+        )
+        .route(
             &format!("{ns}/events"),
             post(|s: St, p: Ns, b: Bytes| events::create(CORE, s, p, b))
                 .get(|s: St, p: Ns| events::list(CORE, s, p)),
@@ -183,6 +187,53 @@ fn authorized(state: &ServerState, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     presented == Some(state.admin_token.as_str())
+}
+
+/// `GET …/pods/NAME:PORT/proxy/PATH`: every fake pod runs on loopback, so the request
+/// goes to `127.0.0.1:PORT/PATH` when the pod exists (as the API server proxies to the
+/// pod's IP).
+async fn pod_proxy(
+    State(state): St,
+    Path((ns, target, path)): Path<(String, String, String)>,
+) -> Response {
+    use http_body_util::{BodyExt, Empty};
+    let target = target.strip_prefix("http:").unwrap_or(&target);
+    let Some((name, port)) = target
+        .rsplit_once(':')
+        .and_then(|(n, p)| Some((n, p.parse::<u16>().ok()?)))
+    else {
+        return failure(400, "BadRequest", "the fake proxies NAME:PORT only");
+    };
+    if state
+        .store
+        .get(super::store::Kind::Pod, &ns, name)
+        .is_none()
+    {
+        return failure(404, "NotFound", &format!("pods \"{name}\" not found"));
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let uri = format!("http://127.0.0.1:{port}/{path}");
+    let answer = match uri.parse() {
+        Ok(uri) => tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri)).await,
+        Err(_) => return failure(400, "BadRequest", "bad proxy path"),
+    };
+    let Ok(Ok(answer)) = answer else {
+        return failure(
+            503,
+            "ServiceUnavailable",
+            &format!("error trying to reach service: {uri}"),
+        );
+    };
+    let status = answer.status();
+    match answer.into_body().collect().await {
+        Ok(body) => Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_bytes()))
+            .unwrap_or_default(),
+        Err(_) => failure(503, "ServiceUnavailable", "the pod's answer broke off"),
+    }
 }
 
 async fn jwks(State(state): St) -> Response {

@@ -75,3 +75,57 @@ fn version_names_the_commit() {
         "{text}"
     );
 }
+
+#[test]
+fn rotation_plan_prints_the_steps_in_order_for_the_given_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = certmint_testsupport::pki::Ca::root("root 2035");
+    let path = dir.path().join("new-root.crt");
+    std::fs::write(&path, &root.cert_pem).unwrap();
+    let new = path.to_str().unwrap();
+    let out = certmint(&[
+        "rotation",
+        "plan",
+        "--new-anchor",
+        new,
+        "--namespace",
+        "mesh-ca",
+        "--secret",
+        "issuer-x",
+        "--configmap",
+        "anchors-x",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("CN=root 2035"), "{text}");
+    // The steps in their order: overlap bundle, workloads, issuer, wait, removal.
+    let order = [
+        "certmint ca bundle current.pem",
+        "create configmap anchors-x --from-file=ca-bundle.crt=overlap.pem",
+        "linkerd upgrade --identity-trust-anchors-file=overlap.pem",
+        "create secret tls issuer-x",
+        "live until T",
+        &format!("create configmap anchors-x --from-file=ca-bundle.crt={new}"),
+        &format!("linkerd upgrade --identity-trust-anchors-file={new}"),
+    ];
+    let mut at = 0;
+    for step in order {
+        let found = text[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{text}"));
+        at += found + step.len();
+    }
+    assert!(
+        !text.contains("-n certmint "),
+        "every command uses --namespace: {text}"
+    );
+
+    // Not a certificate: one line saying so and what to pass.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let out = certmint(&["rotation", "plan", "--new-anchor", junk.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("certmint ca root"), "{stderr}");
+}

@@ -104,6 +104,14 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
         s.store.load().unwrap().anchors.certs().len() == 2
     })
     .await;
+    // Before the issuer: which pods must restart first.
+    let (code, text) = status(s).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("waiting: 1 workload(s) do not trust the anchor CN=new root")
+            && text.contains("shop/web-old"),
+        "{text}"
+    );
     let issuer_b = new.issuer("issuer b");
     files.write_issuer(&issuer_b.cert_pem, &issuer_b.key_pem);
     eventually(WAIT, "the new issuer is held", async || {

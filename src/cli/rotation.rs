@@ -276,6 +276,29 @@ fn judge(r: &TrustReport) -> (u8, String) {
         out += &pods(&blocking);
         return (1, out);
     }
+    let mut waiting = false;
+    for a in r.incoming() {
+        let lacking: Vec<&WorkloadReport> = r.lacking(&a.fingerprint).collect();
+        if lacking.is_empty() {
+            out += &format!(
+                "ready: every running workload trusts the anchor {} ({}); an issuer under it will be activated at once\n",
+                a.subject,
+                short(Some(&a.fingerprint))
+            );
+            continue;
+        }
+        out += &format!(
+            "waiting: {} workload(s) do not trust the anchor {} ({}) yet; restart them with the overlap bundle before writing an issuer under it (it would be held):\n",
+            lacking.len(),
+            a.subject,
+            short(Some(&a.fingerprint))
+        );
+        out += &pods(&lacking);
+        waiting = true;
+    }
+    if waiting {
+        return (1, out);
+    }
     let retiring: Vec<&AnchorReport> = r.retiring().collect();
     if !retiring.is_empty() {
         for a in retiring {
@@ -557,6 +580,25 @@ mod tests {
         let (code, text) = judge(&r);
         assert_eq!(code, 0, "{text}");
         assert!(text.contains("may be removed now"), "{text}");
+        // An incoming anchor that a workload does not trust yet: restart it first.
+        let mut incoming = anchor(None, false, false);
+        incoming.fingerprint = "12".repeat(32);
+        r.anchors.push(incoming);
+        let (code, text) = judge(&r);
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("1 workload(s) do not trust the anchor")
+                && text.contains("kubectl -n shop delete pod a"),
+            "{text}"
+        );
+        r.workloads[0].anchors = Some(vec!["ab".repeat(32), "12".repeat(32)]);
+        let (code, text) = judge(&r);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.contains("ready: every running workload trusts"),
+            "{text}"
+        );
+        r.anchors.pop();
         r.anchors.pop();
         r.removed_early = vec![certmint_k8s::trust::report::RemovedAnchor {
             fingerprint: "ef".repeat(32),

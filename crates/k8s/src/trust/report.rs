@@ -102,4 +102,20 @@ impl TrustReport {
             .iter()
             .filter(|a| a.retired_at.is_some() && a.issuer.is_none() && !a.safe_to_remove_now)
     }
+
+    /// Anchors no issuer uses and certmint did not retire: new ones, on their way in.
+    pub fn incoming(&self) -> impl Iterator<Item = &AnchorReport> {
+        self.anchors
+            .iter()
+            .filter(|a| a.issuer.is_none() && a.retired_at.is_none())
+    }
+
+    /// Running workloads that do not (or may not) trust the anchor `fingerprint`.
+    pub fn lacking<'a>(&'a self, fingerprint: &'a str) -> impl Iterator<Item = &'a WorkloadReport> {
+        self.workloads.iter().filter(move |w| {
+            !w.anchors
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|f| f == fingerprint))
+        })
+    }
 }

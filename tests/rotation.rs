@@ -115,7 +115,7 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     let issuer_b = new.issuer("issuer b");
     files.write_issuer(&issuer_b.cert_pem, &issuer_b.key_pem);
     eventually(WAIT, "the new issuer is held", async || {
-        metric(s, "certmint_issuer_pending ").await == 1
+        metric(s, "certmint_issuer_pending{reason=\"untrusted_anchor\"} ").await == 1
     })
     .await;
     assert_eq!(
@@ -148,7 +148,10 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
         async || s.store.load().unwrap().issuer.cert().subject == "CN=issuer b",
     )
     .await;
-    assert_eq!(metric(s, "certmint_issuer_pending ").await, 0);
+    assert_eq!(
+        metric(s, "certmint_issuer_pending{reason=\"untrusted_anchor\"} ").await,
+        0
+    );
     let resp = files.certify_web(server.grpc_addr).await.unwrap();
     assert_eq!(resp.intermediate_certificates[0], issuer_b.der);
     // Next step: the old anchor goes once the leaves signed under issuer a are dead.

@@ -115,6 +115,17 @@ pub struct TrustsLabel {
     pub trusts_active: Trusts,
 }
 
+label_enum! {
+    /// Why a new issuer is held: running workloads do not trust its anchor, or the pod
+    /// list is not loaded yet.
+    pub enum HoldReason { UntrustedAnchor => "untrusted_anchor", PodsUnknown => "pod_list_loading" }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HoldLabel {
+    pub reason: HoldReason,
+}
+
 /// One distinct set of trusted anchors (short fingerprints, sorted, comma-separated;
 /// `unknown` when certmint cannot read it).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -132,9 +143,9 @@ pub struct FingerprintLabel {
 pub struct Metrics {
     pub issuer_expiry: Gauge,
     pub issuer_not_before: Gauge,
-    /// 1 while a new issuer is held by the trust interlock, with how many running
-    /// workloads do not trust its anchor.
-    pub issuer_pending: Gauge,
+    /// 1 (for its reason) while a new issuer is held by the trust interlock, with how
+    /// many running workloads do not trust its anchor.
+    pub issuer_pending: Family<HoldLabel, Gauge>,
     pub issuer_pending_untrusting: Gauge,
     /// Anchors the last bundle change removed while leaves under them may still live.
     pub anchors_removed_early: Gauge,
@@ -160,6 +171,28 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The held issuer's reason is `reason` (`None`: nothing is held).
+    pub fn set_pending(&self, reason: Option<HoldReason>) {
+        for &r in HoldReason::ALL {
+            let held = i64::from(Some(r) == reason);
+            self.issuer_pending
+                .get_or_create(&HoldLabel { reason: r })
+                .set(held);
+        }
+    }
+
+    /// 1 while an issuer is held, for any reason.
+    pub fn pending(&self) -> i64 {
+        HoldReason::ALL
+            .iter()
+            .map(|&reason| {
+                self.issuer_pending
+                    .get_or_create(&HoldLabel { reason })
+                    .get()
+            })
+            .sum()
+    }
+
     /// Registers every metric into `r` (the binary's `certmint`-prefixed registry).
     pub fn register(r: &mut Registry) -> Self {
         let m = Self::default();
@@ -173,9 +206,12 @@ impl Metrics {
             "notBefore of the issuer (Unix time)",
             m.issuer_not_before.clone(),
         );
+        for &reason in HoldReason::ALL {
+            let _ = m.issuer_pending.get_or_create(&HoldLabel { reason });
+        }
         r.register(
             "issuer_pending",
-            "1 while a new issuer waits because running workloads do not trust its anchor",
+            "1 while a new issuer is held by the trust interlock, by reason",
             m.issuer_pending.clone(),
         );
         for &trusts_active in Trusts::ALL {
@@ -331,7 +367,7 @@ impl Default for Metrics {
         Self {
             issuer_expiry: Gauge::default(),
             issuer_not_before: Gauge::default(),
-            issuer_pending: Gauge::default(),
+            issuer_pending: Family::default(),
             issuer_pending_untrusting: Gauge::default(),
             anchors_removed_early: Gauge::default(),
             trust_workloads: Family::default(),

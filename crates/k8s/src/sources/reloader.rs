@@ -438,7 +438,7 @@ impl Reloader {
                 hook(&issuer, &hold);
             }
         }
-        self.metrics.issuer_pending.set(0);
+        self.metrics.set_pending(None);
         self.metrics.issuer_pending_untrusting.set(0);
         if let Some(index) = &self.trust {
             index.set_pending(None);
@@ -491,7 +491,10 @@ impl Reloader {
         hold: Hold,
     ) {
         self.count_issuer(source, Reload::Held);
-        self.metrics.issuer_pending.set(1);
+        self.metrics.set_pending(Some(match hold.is_unsynced() {
+            true => crate::metrics::HoldReason::PodsUnknown,
+            false => crate::metrics::HoldReason::UntrustedAnchor,
+        }));
         if let Some(index) = &self.trust {
             index.set_pending(Some((
                 issuer.cert().subject.clone(),
@@ -903,7 +906,7 @@ mod tests {
         f.reloader.anchors_read(FILES, overlap.as_bytes());
         assert_eq!(f.in_use(), Some((a.digest(), bundle(&[&old, &new]))));
         assert_eq!(f.issuer_count(Reload::Held), 1);
-        assert_eq!(f.metrics.issuer_pending.get(), 1);
+        assert_eq!(f.metrics.pending(), 1);
         let events = f.events();
         let held = events.last().unwrap();
         assert!(held.contains("held: 1 running workload(s)"), "{held}");
@@ -923,7 +926,7 @@ mod tests {
         gate.0.lock().unwrap().clear();
         f.reloader.trust_changed();
         assert_eq!(f.in_use().unwrap().0, b.digest());
-        assert_eq!(f.metrics.issuer_pending.get(), 0);
+        assert_eq!(f.metrics.pending(), 0);
 
         // Another issuer under the same root is not the interlock's business.
         gate.0.lock().unwrap().push(fingerprint(&new));

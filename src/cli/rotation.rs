@@ -370,8 +370,9 @@ fn pods(list: &[&WorkloadReport]) -> String {
                 ),
                 None => "trust unknown".to_owned(),
             };
+            let owner = w.owner.as_deref().unwrap_or("no controller");
             format!(
-                "  {}/{} ({}, {knows})\n    fix: {}\n",
+                "  {}/{} ({owner}, {}, {knows})\n    fix: {}\n",
                 w.namespace,
                 w.name,
                 w.source,
@@ -544,7 +545,8 @@ mod tests {
         ));
         assert_eq!(code, 1, "{text}");
         assert!(
-            text.contains("kubectl -n shop rollout restart deployment/web"),
+            text.contains("shop/web-5d9c-x1 (replicaset/web-5d9c, linkerd-env")
+                && text.contains("kubectl -n shop rollout restart deployment/web"),
             "{text}"
         );
         let (code, text) = judge(&report(vec![w("old", None, false, None)], false));

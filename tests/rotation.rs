@@ -64,6 +64,12 @@ fn certmint_pod(kube: &FakeKube, name: &str) {
     });
 }
 
+/// Waits until `rotation status` exits with `code`; its output then.
+async fn status_becomes(server: &Server, code: i32, what: &str) -> String {
+    eventually(WAIT, what, async || status(server).await.0 == code).await;
+    status(server).await.1
+}
+
 async fn metric(server: &Server, series: &str) -> u64 {
     let (_, body) = admin_get(server.admin_addr, "/metrics").await;
     body.lines()
@@ -87,11 +93,7 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     let active = || store.load().unwrap().issuer.cert().subject.clone();
     assert_eq!(active(), "CN=issuer a");
     let s = &server;
-    eventually(WAIT, "the pod list is loaded", async || {
-        status(s).await.0 == 0
-    })
-    .await;
-    let (_, text) = status(s).await;
+    let text = status_becomes(s, 0, "the pod list is loaded").await;
     assert!(text.contains("2 running meshed workload(s)"), "{text}");
     assert_eq!(
         metric(s, "certmint_trust_workloads{trusts_active=\"yes\"} ").await,
@@ -165,21 +167,14 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     );
     // Dropping it now is unsafe, and said so; putting it back is waiting again.
     files.write_anchors(&new.cert_pem);
-    eventually(WAIT, "status reports the early removal", async || {
-        status(s).await.0 == 2
-    })
-    .await;
-    let (_, text) = status(s).await;
+    let text = status_becomes(s, 2, "status reports the early removal").await;
     assert!(
         text.contains("UNSAFE: anchor CN=old root") && text.contains("put it back until"),
         "{text}"
     );
     assert_eq!(metric(s, "certmint_trust_anchors_removed_early ").await, 1);
     files.write_anchors(&overlap);
-    eventually(WAIT, "the old anchor is back", async || {
-        status(s).await.0 == 1
-    })
-    .await;
+    status_becomes(s, 1, "the old anchor is back").await;
 
     // The same through the API server: every certmint replica, by its pod.
     let kubeconfig = tempfile::tempdir().unwrap();
@@ -202,11 +197,7 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
 
     // A pod started later with the old root only cannot talk to anyone now: unsafe.
     meshed(&kube, "web-stale", &old.cert_pem);
-    eventually(WAIT, "status reports the unsafe state", async || {
-        status(s).await.0 == 2
-    })
-    .await;
-    let (_, text) = status(s).await;
+    let text = status_becomes(s, 2, "status reports the unsafe state").await;
     assert!(
         text.contains("UNSAFE") && text.contains("shop/web-stale"),
         "{text}"

@@ -226,3 +226,167 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
     assert!(text.contains("shop/web-stale"), "{text}");
     server.shutdown().await.unwrap();
 }
+
+/// A Linkerd pod whose proxy reads its bundle from `linkerd-identity-trust-roots` when it
+/// starts, started at `started` (whole seconds, as the API reports it).
+fn from_config_map(kube: &FakeKube, name: &str, started: std::time::SystemTime) {
+    let secs = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = k8s_openapi::jiff::Timestamp::from_second(secs)
+        .unwrap()
+        .to_string();
+    kube.put_pod_with("linkerd", name, "linkerd-destination", "node-a", move |pod: &mut Value| {
+        pod["spec"]["containers"] = json!([{"name": "linkerd-proxy", "env": [
+            {"name": "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", "valueFrom": {"configMapKeyRef":
+                {"name": "linkerd-identity-trust-roots", "key": "ca-bundle.crt"}}},
+        ]}]);
+        pod["status"]["containerStatuses"] = json!([{"name": "linkerd-proxy", "ready": true,
+            "restartCount": 0, "image": "proxy", "imageID": "", "state": {"running": {"startedAt": at}}}]);
+    });
+}
+
+/// The anchors certmint says `ns/name` trusts (`None`: unknown, or not listed).
+async fn anchors_of(server: &Server, ns: &str, name: &str) -> Option<usize> {
+    let (_, body) = admin_get(server.admin_addr, "/trust").await;
+    let report: Value = serde_json::from_str(&body).unwrap();
+    report["workloads"]
+        .as_array()?
+        .iter()
+        .find(|w| w["namespace"] == ns && w["name"] == name)?["anchors"]
+        .as_array()
+        .map(Vec::len)
+}
+
+#[tokio::test]
+async fn config_map_pods_unknown_pods_and_the_override_on_the_record() {
+    install_crypto();
+    let kube = FakeKube::start().await;
+    let (files, old, issuer_a) = CaFiles::with_ca("old root", "issuer a");
+    let new = pki::Ca::root("new root");
+    let overlap = format!("{}{}", old.cert_pem, new.cert_pem);
+    files.write_anchors(&overlap);
+    let secret = |issuer: &pki::Ca| {
+        std::collections::BTreeMap::from([
+            ("tls.crt".to_owned(), issuer.cert_pem.clone().into_bytes()),
+            ("tls.key".to_owned(), issuer.key_pem.clone().into_bytes()),
+        ])
+    };
+    kube.put_secret(
+        "certmint",
+        "certmint-issuer",
+        "kubernetes.io/tls",
+        secret(&issuer_a),
+    );
+    let roots = |pem: &str| {
+        std::collections::BTreeMap::from([("ca-bundle.crt".to_owned(), pem.to_owned())])
+    };
+    kube.put_configmap(
+        "linkerd",
+        "linkerd-identity-trust-roots",
+        roots(&old.cert_pem),
+    );
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_file = audit_dir.path().join("audit.jsonl");
+    let mut config = files.kubernetes_config(|p| kube.write_kubeconfig(p));
+    config.authn.mode = certmint::config::AuthnMode::Jwt;
+    config.issuer.source = certmint::config::SourceKind::Kubernetes;
+    config.issuer.namespace = "certmint".into();
+    config.issuer.secret = "certmint-issuer".into();
+    config.audit.enabled = true;
+    config.audit.replica = Some("certmint-0".into());
+    config.audit.file = Some(certmint_audit::config::FileSinkConfig {
+        path: audit_file.clone(),
+        max_size: 1 << 20,
+        keep: 2,
+    });
+    let server = start_ready(config).await;
+    let s = &server;
+    let active = || s.store.load().unwrap().issuer.cert().subject.clone();
+    assert_eq!(active(), "CN=issuer a");
+
+    // A proxy that started after certmint saw the ConfigMap (old root) trusts the old
+    // root only, also after the ConfigMap changes. (Its start is now, in whole seconds:
+    // known once that is after certmint first read the ConfigMap, and before the change.)
+    let now = std::time::SystemTime::now;
+    let later = || now() + Duration::from_secs(1);
+    eventually(WAIT, "cm-1 is known to trust the old root", async || {
+        from_config_map(&kube, "cm-1", now());
+        anchors_of(s, "linkerd", "cm-1").await == Some(1)
+    })
+    .await;
+    kube.put_configmap("linkerd", "linkerd-identity-trust-roots", roots(&overlap));
+    // One started after the change reads the overlap.
+    eventually(WAIT, "cm-2 is known to trust the overlap", async || {
+        from_config_map(&kube, "cm-2", later());
+        anchors_of(s, "linkerd", "cm-2").await == Some(2)
+    })
+    .await;
+    assert_eq!(anchors_of(s, "linkerd", "cm-1").await, Some(1));
+
+    // The new issuer is held for cm-1; a proxy without the variable is unknown and holds
+    // it too.
+    let issuer_b = new.issuer("issuer b");
+    kube.put_secret(
+        "certmint",
+        "certmint-issuer",
+        "kubernetes.io/tls",
+        secret(&issuer_b),
+    );
+    let untrusting = "certmint_issuer_pending_untrusting_workloads ";
+    eventually(WAIT, "issuer b is held for cm-1", async || {
+        metric(s, untrusting).await == 1
+    })
+    .await;
+    kube.put_pod_with("shop", "no-env", "web", "node-a", |pod: &mut Value| {
+        pod["spec"]["containers"] = json!([{"name": "linkerd-proxy"}]);
+    });
+    eventually(WAIT, "no-env holds it too", async || {
+        metric(s, untrusting).await == 2
+    })
+    .await;
+    let text = status(s).await.1;
+    assert!(
+        text.contains("cannot tell what 1 workload(s) trust") && text.contains("shop/no-env"),
+        "{text}"
+    );
+    kube.delete_pod("linkerd", "cm-1");
+    eventually(WAIT, "only no-env holds it", async || {
+        metric(s, untrusting).await == 1
+    })
+    .await;
+    assert_eq!(active(), "CN=issuer a");
+
+    // The override: activated, said, and on the record.
+    let annotation = "certmint.io/activate-untrusted-issuer";
+    kube.annotate_secret("certmint", "certmint-issuer", annotation, Some("true"));
+    eventually(WAIT, "the override activates issuer b", async || {
+        active() == "CN=issuer b"
+    })
+    .await;
+    kube.annotate_secret("certmint", "certmint-issuer", annotation, None);
+    let said = kube.events().iter().any(|e| {
+        e.to_string()
+            .contains("override: issuer CN=issuer b activated although 1 running workload(s)")
+    });
+    assert!(said, "{:#?}", kube.events());
+    eventually(WAIT, "the override is on the record", async || {
+        std::fs::read_to_string(&audit_file).is_ok_and(|t| t.contains("\"kind\":\"override\""))
+    })
+    .await;
+    let text = std::fs::read_to_string(&audit_file).unwrap();
+    let record: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["kind"] == "override")
+        .unwrap();
+    assert_eq!(record["issuer"], "CN=issuer b");
+    let serial = s.store.load().unwrap().issuer.cert().serial_hex.clone();
+    assert_eq!(record["serial"], serial.as_str());
+    assert_eq!(
+        (record["untrusting"].as_u64(), &record["sample"]),
+        (Some(1), &json!(["shop/no-env"]))
+    );
+    server.shutdown().await.unwrap();
+}

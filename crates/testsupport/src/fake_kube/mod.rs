@@ -210,6 +210,28 @@ impl FakeKube {
         resource_version(&object)
     }
 
+    /// Sets (`Some`) or removes (`None`) an annotation on a Secret, as `kubectl annotate`
+    /// does (new resourceVersion, watchers notified). Panics if there is no such Secret.
+    pub fn annotate_secret(&self, ns: &str, name: &str, key: &str, value: Option<&str>) {
+        let updated = self
+            .state()
+            .store
+            .update(Kind::Secret, ns, name, |cur, rv| {
+                let mut o = cur.clone();
+                match value {
+                    Some(v) => o["metadata"]["annotations"][key] = v.into(),
+                    None => {
+                        if let Some(a) = o["metadata"]["annotations"].as_object_mut() {
+                            a.remove(key);
+                        }
+                    }
+                }
+                o["metadata"]["resourceVersion"] = rv.to_string().into();
+                Ok::<_, ()>(o)
+            });
+        assert!(matches!(updated, Ok(Some(_))), "no Secret {ns}/{name}");
+    }
+
     /// Deletes a Secret; false if there was none.
     pub fn delete_secret(&self, ns: &str, name: &str) -> bool {
         self.state().store.delete(Kind::Secret, ns, name).is_some()

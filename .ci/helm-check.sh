@@ -298,6 +298,7 @@ if config:
             allowed |= {("", "pods", v) for v in ("get", "list", "watch")}
             allowed |= {(cert, "podcertificaterequests", v) for v in ("get", "list", "watch")}
             allowed |= {(cert, "podcertificaterequests/status", "update"), (cert, "signers", "sign")}
+            allowed |= {("", "serviceaccounts", "get"), ("", "nodes", "get")}
             if pcs.get("publish_trust_bundle"):
                 allowed |= {(cert, "signers", "attest")}
                 allowed |= {(cert, "clustertrustbundles", v)
@@ -309,8 +310,8 @@ if config:
         if got != allowed:
             err(f"ClusterRole grants other than TokenReview/SelfSubjectAccessReview create "
                 f"(and pods get/list/watch for Istio impersonation, the trust interlock or pod "
-                f"certificates, the trust ConfigMaps by name, the pod-certificate rules when "
-                f"pod_certificates.enabled): {sorted(got)}")
+                f"certificates, the trust ConfigMaps by name, the pod-certificate rules and "
+                f"serviceaccounts/nodes get when pod_certificates.enabled): {sorted(got)}")
         urls = {(u, v) for rule in cr["rules"] for u in rule.get("nonResourceURLs", [])
                 for v in rule["verbs"]}
         want_urls = {("/.well-known/openid-configuration", "get"), ("/openid/v1/jwks", "get")}

@@ -11,7 +11,7 @@ use k8s_openapi::api::{
     apps::v1::Deployment,
     authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus},
     authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
-    core::v1::{ConfigMap, ObjectReference, Pod, Secret},
+    core::v1::{ConfigMap, Node, ObjectReference, Pod, Secret, ServiceAccount},
 };
 use kube::{
     Api, Client, Config,
@@ -211,6 +211,48 @@ async fn serves_secrets_and_configmaps() {
         "four answered, two rejected"
     );
     assert_eq!(fake.request_count(RequestKind::ConfigMapGet), 1);
+}
+
+#[tokio::test]
+async fn a_pods_service_account_and_node_exist_and_can_be_recreated_or_deleted() {
+    let (fake, client) = start().await;
+    fake.put_pod("shop", "web-0", "web", "node-a");
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "shop");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let uid = |m: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.uid.unwrap();
+    let sa = uid(accounts.get_metadata("web").await.expect("get sa").metadata);
+    let node = uid(nodes.get("node-a").await.expect("get node").metadata);
+    assert_eq!(Some(sa.clone()), fake.service_account_uid("shop", "web"));
+    assert_eq!(Some(node.clone()), fake.node_uid("node-a"));
+    // Another pod of the same account and node leaves them as they are.
+    fake.put_pod("shop", "web-1", "web", "node-a");
+    assert_eq!(fake.service_account_uid("shop", "web"), Some(sa.clone()));
+
+    let new_sa = fake.recreate_service_account("shop", "web");
+    assert_ne!(new_sa, sa);
+    assert_eq!(uid(accounts.get("web").await.unwrap().metadata), new_sa);
+    let new_node = fake.recreate_node("node-a");
+    assert_eq!(
+        uid(nodes.get_metadata("node-a").await.unwrap().metadata),
+        new_node
+    );
+    assert!(fake.delete_service_account("shop", "web") && fake.delete_node("node-a"));
+    assert!(accounts.get_opt("web").await.unwrap().is_none());
+    assert!(nodes.get_opt("node-a").await.unwrap().is_none());
+    let listed = nodes.list(&ListParams::default()).await.unwrap();
+    assert!(listed.items.is_empty());
+    assert_eq!(fake.request_count(RequestKind::ServiceAccountGet), 3);
+    assert_eq!(fake.request_count(RequestKind::NodeGet), 3);
+
+    fake.put_pod("shop", "web-2", "web", "node-a");
+    fake.set_get_fault("serviceaccounts", Some(Fault::Status(500)));
+    assert_eq!(api_error_code(accounts.get("web").await), 500);
+    assert!(
+        nodes.get("node-a").await.is_ok(),
+        "only the named resource fails"
+    );
+    fake.set_get_fault("serviceaccounts", None);
+    assert_eq!(uid(accounts.get("web").await.unwrap().metadata), sa);
 }
 
 /// An issuer watcher as certmint runs it (field selector on the name, default backoff),

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use certmint::app::Server;
 use certmint::config::Config;
 use common::*;
-use fake_kube::{FakeKube, PodCertRequest, RequestKind};
+use fake_kube::{FakeKube, Fault, PodCertRequest, RequestKind};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 use rustls_pki_types::{CertificateDer, UnixTime, pem::PemObject};
 use serde_json::Value;
@@ -119,6 +119,20 @@ async fn denied_with(kube: &FakeKube, name: &str, reason: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// Creates `n` requests for web-0 at once (`PREFIX-0`, …) and waits until each is Issued.
+async fn all_issued(e: &Env, prefix: &str, n: usize) {
+    let key = KeyPair::generate().unwrap();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        e.kube
+            .create_pod_certificate_request(&web_request(&name, e, &key));
+    }
+    for i in 0..n {
+        let (t, _, status) = decided(&e.kube, &format!("{prefix}-{i}")).await;
+        assert_eq!(t, "Issued", "{status}");
+    }
 }
 
 fn chain_ders(status: &Value) -> Vec<CertificateDer<'static>> {
@@ -304,6 +318,92 @@ async fn requests_that_do_not_match_their_pod_are_denied_with_the_reason() {
 }
 
 #[tokio::test]
+async fn requests_naming_a_recreated_service_account_or_node_are_denied() {
+    let e = env().await;
+    let key = KeyPair::generate().unwrap();
+    let k = &e.kube;
+    // Both were recreated after the kubelet's requests were admitted: the requests carry
+    // the old UIDs.
+    let sa_uid = k.recreate_service_account("shop", "web");
+    let node_uid = k.recreate_node("node-b");
+    k.create_pod_certificate_request(&web_request("old-sa", &e, &key));
+    k.create_pod_certificate_request(&request("old-node", "db-0", "db", "node-b", k, &key));
+    let message = denied_with(k, "old-sa", "ServiceAccountUIDMismatch").await;
+    assert!(
+        message.contains(&sa_uid) && message.contains("service account shop/web"),
+        "{message}"
+    );
+    let message = denied_with(k, "old-node", "NodeUIDMismatch").await;
+    assert!(
+        message.contains(&node_uid) && message.contains("node node-b"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn requests_naming_a_deleted_service_account_or_node_are_denied() {
+    let e = env().await;
+    let key = KeyPair::generate().unwrap();
+    let k = &e.kube;
+    assert!(k.delete_service_account("shop", "web"));
+    assert!(k.delete_node("node-b"));
+    k.create_pod_certificate_request(&web_request("no-sa", &e, &key));
+    k.create_pod_certificate_request(&request("no-node", "db-0", "db", "node-b", k, &key));
+    let message = denied_with(k, "no-sa", "ServiceAccountNotFound").await;
+    assert!(message.contains("no service account shop/web"), "{message}");
+    denied_with(k, "no-node", "NodeNotFound").await;
+    let reads = |object: &str, result: &str| {
+        metric(
+            &e.server,
+            &format!(
+                "certmint_pod_certificate_owner_reads_total{{object=\"{object}\",result=\"{result}\"}}"
+            ),
+        )
+    };
+    assert_eq!(reads("service_account", "not_found"), 1.0);
+    assert_eq!(reads("node", "not_found"), 1.0);
+}
+
+#[tokio::test]
+async fn a_failed_service_account_read_leaves_the_request_undecided_until_it_succeeds() {
+    let e = env().await;
+    let k = &e.kube;
+    k.set_get_fault("serviceaccounts", Some(Fault::Status(500)));
+    let key = KeyPair::generate().unwrap();
+    k.create_pod_certificate_request(&web_request("unlucky", &e, &key));
+    // certmint reads, fails, and reads again later without deciding anything.
+    assert!(
+        k.wait_for_requests(RequestKind::ServiceAccountGet, 2, WAIT)
+            .await,
+        "certmint did not read the service account again"
+    );
+    let pending = k.pod_certificate_request("shop", "unlucky").unwrap();
+    assert!(
+        pending["status"].is_null(),
+        "decided during the fault: {pending}"
+    );
+    let errors = metric(
+        &e.server,
+        "certmint_pod_certificate_owner_reads_total{object=\"service_account\",result=\"error\"}",
+    );
+    assert!(errors >= 2.0, "{errors}");
+    k.set_get_fault("serviceaccounts", None);
+    let (t, _, status) = decided(k, "unlucky").await;
+    assert_eq!(t, "Issued", "{status}");
+    assert_eq!(k.request_count(RequestKind::PodCertificateStatusWrite), 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_requests_reads_its_service_account_and_node_once() {
+    let e = env().await;
+    all_issued(&e, "burst", 50).await;
+    // Requests that arrive while a read is in flight join it; later ones reuse it while
+    // it is fresh (10 s; the burst is spread over the 300 ms claim stagger).
+    assert_eq!(e.kube.request_count(RequestKind::ServiceAccountGet), 1);
+    assert_eq!(e.kube.request_count(RequestKind::NodeGet), 1);
+}
+
+#[tokio::test]
 async fn a_request_for_a_pod_the_watch_shows_late_waits_for_it() {
     let e = env_with(|c| c.pod_certificates.pod_wait = Duration::from_secs(20)).await;
     let key = KeyPair::generate().unwrap();
@@ -399,16 +499,8 @@ async fn a_status_conflict_is_retried_on_the_fresh_object() {
 async fn two_replicas_decide_each_request_once() {
     let e = env().await;
     let second = start_replica(&e.kube, &e.files, |_| {}).await;
-    let key = KeyPair::generate().unwrap();
     const N: usize = 40;
-    for i in 0..N {
-        e.kube
-            .create_pod_certificate_request(&web_request(&format!("race-{i}"), &e, &key));
-    }
-    for i in 0..N {
-        let (t, _, _) = decided(&e.kube, &format!("race-{i}")).await;
-        assert_eq!(t, "Issued");
-    }
+    all_issued(&e, "race", N).await;
     // Every request carries one decision, written once: the loser's write conflicted,
     // it re-read the request, found it decided and left it alone (a replica whose watch
     // shows a request only once it is decided never works on it at all).

@@ -2,6 +2,7 @@
 //! label value pre-created.
 
 use certmint_core::label_enum;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,6 +24,40 @@ label_enum! {
 }
 
 label_enum! {
+    /// The object a request's UID is checked against.
+    pub enum Owner { ServiceAccount => "service_account", Node => "node" }
+}
+
+impl Owner {
+    /// The object's kind, for messages.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Owner::ServiceAccount => "ServiceAccount",
+            Owner::Node => "Node",
+        }
+    }
+
+    /// The resource RBAC names.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Owner::ServiceAccount => "serviceaccounts",
+            Owner::Node => "nodes",
+        }
+    }
+}
+
+label_enum! {
+    /// A read of a service account or node.
+    pub enum OwnerRead { Found => "found", NotFound => "not_found", Error => "error" }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OwnerReadLabels {
+    pub object: Owner,
+    pub result: OwnerRead,
+}
+
+label_enum! {
     /// A write of the ClusterTrustBundle.
     pub enum BundleWrite { Created => "created", Updated => "updated", Error => "error" }
 }
@@ -35,6 +70,7 @@ pub struct Metrics {
     pub status_write_errors: Counter,
     pub waiting_for_pod: Gauge,
     pub bundle_writes: Family<ResultLabel<BundleWrite>, Counter>,
+    pub owner_reads: Family<OwnerReadLabels, Counter>,
 }
 
 impl Metrics {
@@ -46,6 +82,13 @@ impl Metrics {
         }
         for &result in BundleWrite::ALL {
             let _ = m.bundle_writes.get_or_create(&ResultLabel { result });
+        }
+        for &object in Owner::ALL {
+            for &result in OwnerRead::ALL {
+                let _ = m
+                    .owner_reads
+                    .get_or_create(&OwnerReadLabels { object, result });
+            }
         }
         r.register(
             "pod_certificate_requests",
@@ -72,10 +115,21 @@ impl Metrics {
             "Writes of the signer's ClusterTrustBundle by result",
             m.bundle_writes.clone(),
         );
+        r.register(
+            "pod_certificate_owner_reads",
+            "Reads of the service accounts and nodes PodCertificateRequests name, by result (an error leaves the request waiting)",
+            m.owner_reads.clone(),
+        );
         m
     }
 
     pub fn outcome(&self, result: Outcome) {
         self.requests.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub fn owner_read(&self, object: Owner, result: OwnerRead) {
+        self.owner_reads
+            .get_or_create(&OwnerReadLabels { object, result })
+            .inc();
     }
 }

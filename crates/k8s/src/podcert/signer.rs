@@ -1,7 +1,8 @@
 //! The signer loop: watches the PodCertificateRequests for certmint's signer name, and
-//! for each undecided one judges it against the pod watch, signs, and writes the decision
-//! once. Replicas run it side by side: the status write carries the resourceVersion the
-//! decision was made on, so the first writer wins and the others see it decided.
+//! for each undecided one judges it against the pod watch and the service account and
+//! node it names, signs, and writes the decision once. Replicas run it side by side: the
+//! status write carries the resourceVersion the decision was made on, so the first writer
+//! wins and the others see it decided.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -22,6 +23,7 @@ use super::audit::DecisionRecord;
 use super::decide::{self, Refusal, Verdict};
 use super::issue::{self, Signed};
 use super::metrics::Outcome;
+use super::owners::{Checked, Owners};
 pub use super::parts::SignerParts;
 use super::request::{self, Request};
 use super::seen::Decided;
@@ -38,6 +40,8 @@ pub struct Signer {
     parts: SignerParts,
     budget: DefaultDirectRateLimiter,
     workers: Semaphore,
+    /// The service accounts and nodes the requests name, as read from the API server.
+    owners: Owners,
     /// The latest object of every request a task is handling.
     pending: Mutex<HashMap<String, PodCertificateRequest>>,
     /// UIDs of requests seen decided (here or elsewhere).
@@ -55,6 +59,7 @@ impl Signer {
             api: Api::all(parts.client.clone()),
             budget: RateLimiter::direct(Quota::per_second(qps).allow_burst(burst)),
             workers: Semaphore::new(c.workers.max(1)),
+            owners: Owners::new(parts.client.clone(), parts.metrics.clone()),
             pending: Mutex::new(HashMap::new()),
             decided: Mutex::new(Decided::default()),
             seed: rand::random(),
@@ -195,10 +200,17 @@ impl Signer {
                 return Step::Done;
             }
         };
-        let verdict = decide::judge(&req, &*self.parts.pods, self.parts.lifetime, waited_out);
-        if verdict == Verdict::Wait {
-            return Step::Wait;
-        }
+        let verdict = match decide::judge(&req, &*self.parts.pods, self.parts.lifetime, waited_out)
+        {
+            Verdict::Wait => return Step::Wait,
+            sign @ Verdict::Sign { .. } => match self.owners.check(&req).await {
+                Checked::Match => sign,
+                Checked::Deny(r) => Verdict::Deny(r),
+                // The API server did not answer: like a missing issuer, try again later.
+                Checked::Unknown => return Step::Retry,
+            },
+            deny => deny,
+        };
         let Ok(_worker) = self.workers.acquire().await else {
             return Step::Done;
         };

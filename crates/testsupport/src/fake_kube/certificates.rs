@@ -448,9 +448,9 @@ impl super::FakeKube {
             "podName": r.pod_name,
             "podUID": r.pod_uid,
             "serviceAccountName": r.service_account,
-            "serviceAccountUID": super::tokens::stable_uid(&["sa", &r.namespace, &r.service_account]),
+            "serviceAccountUID": super::owners::account_uid(&r.namespace, &r.service_account),
             "nodeName": r.node_name,
-            "nodeUID": super::tokens::stable_uid(&["node", &r.node_name]),
+            "nodeUID": super::owners::node_uid(&r.node_name),
             "stubPKCS10Request": base64::engine::general_purpose::STANDARD.encode(&r.stub_csr),
         });
         if let Some(max) = r.max_expiration_seconds {

@@ -19,6 +19,10 @@ pub enum RequestKind {
     ConfigMapGet,
     ConfigMapList,
     ConfigMapWatch,
+    /// GET of one ServiceAccount.
+    ServiceAccountGet,
+    /// GET of one Node.
+    NodeGet,
     /// POST of a core/v1 or events.k8s.io/v1 Event.
     EventCreate,
     /// PATCH of an Event (kube's `Recorder` patches repeats into a series).
@@ -85,6 +89,7 @@ impl RequestKind {
                 (*resource, false)
             }
             ["api", "v1", "namespaces", _, resource, _] => (*resource, true),
+            ["api", "v1", resource, _] if *resource != "namespaces" => (*resource, true),
             ["apis", "events.k8s.io", "v1", "namespaces", _, "events"] => ("events", false),
             ["apis", "events.k8s.io", "v1", "namespaces", _, "events", _] => ("events", true),
             _ => return RequestKind::Other,
@@ -102,6 +107,8 @@ impl RequestKind {
             ("configmaps", true, true, _) => ConfigMapGet,
             ("configmaps", false, true, true) => ConfigMapWatch,
             ("configmaps", false, true, false) => ConfigMapList,
+            ("serviceaccounts", true, true, _) => ServiceAccountGet,
+            ("nodes", true, true, _) => NodeGet,
             ("events", false, false, _) if method == Method::POST => EventCreate,
             ("events", true, false, _) if method == Method::PATCH => EventPatch,
             ("events", _, true, _) => EventRead,

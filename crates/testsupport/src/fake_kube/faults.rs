@@ -66,6 +66,8 @@ pub(crate) struct Settings {
     pub watch_failures: Vec<WatchFailure>,
     /// Event writes (create or patch) still to answer with HTTP 500.
     pub event_failures: u32,
+    /// Faults answering every GET of one object of a resource (`serviceaccounts`, …).
+    pub get_faults: std::collections::BTreeMap<String, Fault>,
     pub outage: super::outage::Outage,
 }
 
@@ -82,6 +84,7 @@ impl Default for Settings {
             token_leeway: Duration::from_secs(60),
             watch_failures: Vec::new(),
             event_failures: 0,
+            get_faults: Default::default(),
             outage: super::outage::Outage::None,
         }
     }
@@ -139,6 +142,19 @@ impl FakeKube {
     /// Answer every authenticated request with this fault, or normally again.
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.update(|s| s.fault = fault);
+    }
+
+    /// Answer every GET of one object of `resource` (`serviceaccounts`, `nodes`, `pods`,
+    /// `secrets`, `configmaps`) with this fault, or normally again.
+    pub fn set_get_fault(&self, resource: &str, fault: Option<Fault>) {
+        self.update(|s| match fault {
+            Some(f) => {
+                s.get_faults.insert(resource.to_owned(), f);
+            }
+            None => {
+                s.get_faults.remove(resource);
+            }
+        });
     }
 
     pub fn set_ssar_allowed(&self, allowed: bool) {

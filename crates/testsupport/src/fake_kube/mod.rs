@@ -1,9 +1,9 @@
 //! A fake Kubernetes API server for integration tests: HTTPS on 127.0.0.1 with a throwaway
 //! CA, reached by the real `kube` client through a generated kubeconfig. It verifies the
-//! service-account tokens it mints (TokenReview), serves Secrets and ConfigMaps with
-//! get/list/watch, records Events, answers SelfSubjectAccessReviews, counts requests by kind
-//! and injects faults on demand. Include it with
-//! `use certmint_testsupport::fake_kube;`.
+//! service-account tokens it mints (TokenReview), serves Secrets, ConfigMaps, Pods,
+//! ServiceAccounts and Nodes with get/list/watch, records Events, answers
+//! SelfSubjectAccessReviews, counts requests by kind and injects faults on demand. Include
+//! it with `use certmint_testsupport::fake_kube;`.
 
 mod authn;
 mod certificates;
@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod kubeconfig;
 mod outage;
+mod owners;
 mod resources;
 mod review;
 mod seed;
@@ -256,8 +257,10 @@ impl FakeKube {
     }
 
     /// Creates or replaces a running Pod of `sa` on `node`; its uid is the one a token
-    /// bound to it (`TokenSpec::pod`) carries. Returns the new resourceVersion.
+    /// bound to it (`TokenSpec::pod`) carries. ServiceAccount `ns/sa` and Node `node` are
+    /// created too unless they exist. Returns the new resourceVersion.
     pub fn put_pod(&self, ns: &str, name: &str, sa: &str, node: &str) -> String {
+        self.ensure_pod_owners(ns, sa, node);
         let object = self.state().store.put(Kind::Pod, ns, name, |_, rv| {
             resources::pod((ns, name), sa, node, rv)
         });
@@ -273,6 +276,7 @@ impl FakeKube {
         node: &str,
         edit: impl FnOnce(&mut Value),
     ) -> String {
+        self.ensure_pod_owners(ns, sa, node);
         let object = self.state().store.put(Kind::Pod, ns, name, |_, rv| {
             let mut pod = resources::pod((ns, name), sa, node, rv);
             edit(&mut pod);

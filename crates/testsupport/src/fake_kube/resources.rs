@@ -1,5 +1,5 @@
-//! Secrets, ConfigMaps and Pods: GET of one object, list (with field selectors), and the
-//! `?watch=true` variant of list, which `watch.rs` streams.
+//! Secrets, ConfigMaps, Pods, ServiceAccounts and Nodes: GET of one object, list (with
+//! field selectors), and the `?watch=true` variant of list, which `watch.rs` streams.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -45,6 +45,8 @@ fn kind_of(resource: &str) -> Option<Kind> {
         "secrets" => Some(Kind::Secret),
         "configmaps" => Some(Kind::ConfigMap),
         "pods" => Some(Kind::Pod),
+        "serviceaccounts" => Some(Kind::ServiceAccount),
+        "nodes" => Some(Kind::Node),
         _ => None,
     }
 }
@@ -67,8 +69,8 @@ pub(crate) async fn namespaced(
         return bad_request("invalid list or watch query parameters");
     };
     match kind_of(&resource) {
-        Some(kind) => list_or_watch(&state, kind, Some(ns), &query),
-        None => unknown_resource(),
+        Some(kind) if !kind.cluster_scoped() => list_or_watch(&state, kind, Some(ns), &query),
+        _ => unknown_resource(),
     }
 }
 
@@ -92,12 +94,31 @@ pub(crate) async fn get_one(
     State(state): State<Arc<ServerState>>,
     Path((ns, resource, name)): Path<(String, String, String)>,
 ) -> Response {
-    let Some(kind) = kind_of(&resource) else {
-        return unknown_resource();
-    };
-    match state.store.get(kind, &ns, &name) {
+    match kind_of(&resource) {
+        Some(kind) if !kind.cluster_scoped() => get_stored(&state, kind, &ns, &name),
+        _ => unknown_resource(),
+    }
+}
+
+/// `GET /api/v1/{resource}/{name}` of a cluster-scoped object (Nodes).
+pub(crate) async fn get_cluster_scoped(
+    State(state): State<Arc<ServerState>>,
+    Path((resource, name)): Path<(String, String)>,
+) -> Response {
+    match kind_of(&resource) {
+        Some(kind) if kind.cluster_scoped() => get_stored(&state, kind, "", &name),
+        _ => unknown_resource(),
+    }
+}
+
+/// One stored object, or the fault the test set for reads of its kind.
+fn get_stored(state: &ServerState, kind: Kind, ns: &str, name: &str) -> Response {
+    if let Some(fault) = state.faults.get().get_faults.get(kind.resource()) {
+        return fault.response();
+    }
+    match state.store.get(kind, ns, name) {
         Some(object) => json_response(StatusCode::OK, &object),
-        None => not_found(kind.resource(), "", &name),
+        None => not_found(kind.resource(), "", name),
     }
 }
 

@@ -74,6 +74,10 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
             get(pod_proxy),
         )
         .route(
+            "/api/v1/{resource}/{name}",
+            get(resources::get_cluster_scoped),
+        )
+        .route(
             &format!("{ns}/events"),
             post(|s: St, p: Ns, b: Bytes| events::create(CORE, s, p, b))
                 .get(|s: St, p: Ns| events::list(CORE, s, p)),

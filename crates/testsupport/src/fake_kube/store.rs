@@ -1,7 +1,8 @@
-//! The object store: Secrets, ConfigMaps and Pods as JSON, one global resourceVersion counter
-//! (as etcd's revision), a bounded history of changes for watches to resume from, and a
-//! broadcast of new changes. The history and the broadcast are updated under one lock, so a
-//! watch that replays history and then follows the broadcast sees every change exactly once.
+//! The object store: Secrets, ConfigMaps, Pods, ServiceAccounts, Nodes and certificate
+//! objects as JSON, one global resourceVersion counter (as etcd's revision), a bounded
+//! history of changes for watches to resume from, and a broadcast of new changes. The
+//! history and the broadcast are updated under one lock, so a watch that replays history
+//! and then follows the broadcast sees every change exactly once.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -17,6 +18,9 @@ pub(crate) enum Kind {
     Secret,
     ConfigMap,
     Pod,
+    ServiceAccount,
+    /// Cluster-scoped: stored under the namespace "".
+    Node,
     PodCertificateRequest,
     /// Cluster-scoped: stored under the namespace "".
     ClusterTrustBundle,
@@ -29,6 +33,8 @@ impl Kind {
             Kind::Secret => "secrets",
             Kind::ConfigMap => "configmaps",
             Kind::Pod => "pods",
+            Kind::ServiceAccount => "serviceaccounts",
+            Kind::Node => "nodes",
             Kind::PodCertificateRequest => "podcertificaterequests",
             Kind::ClusterTrustBundle => "clustertrustbundles",
         }
@@ -42,11 +48,18 @@ impl Kind {
         }
     }
 
+    /// Whether objects of the kind live outside namespaces (stored under "").
+    pub(crate) fn cluster_scoped(self) -> bool {
+        matches!(self, Kind::Node | Kind::ClusterTrustBundle)
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
             Kind::Pod => "Pod",
+            Kind::ServiceAccount => "ServiceAccount",
+            Kind::Node => "Node",
             Kind::PodCertificateRequest => "PodCertificateRequest",
             Kind::ClusterTrustBundle => "ClusterTrustBundle",
         }

@@ -77,13 +77,45 @@ async fn metric(server: &Server, series: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {series} in metrics"))
 }
 
+/// A fake API server, certmint's files with the old root and issuer a under it, a new
+/// root and the overlap bundle of both.
+struct Roots {
+    kube: FakeKube,
+    files: CaFiles,
+    old: pki::Ca,
+    issuer_a: pki::Ca,
+    new: pki::Ca,
+    overlap: String,
+}
+
+impl Roots {
+    async fn new() -> Self {
+        install_crypto();
+        let kube = FakeKube::start().await;
+        let (files, old, issuer_a) = CaFiles::with_ca("old root", "issuer a");
+        let new = pki::Ca::root("new root");
+        let overlap = format!("{}{}", old.cert_pem, new.cert_pem);
+        Self {
+            kube,
+            files,
+            old,
+            issuer_a,
+            new,
+            overlap,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
-    install_crypto();
-    let kube = FakeKube::start().await;
-    let (files, old, issuer_a) = CaFiles::with_ca("old root", "issuer a");
-    let new = pki::Ca::root("new root");
-    let overlap = format!("{}{}", old.cert_pem, new.cert_pem);
+    let Roots {
+        kube,
+        files,
+        old,
+        issuer_a,
+        new,
+        overlap,
+    } = Roots::new().await;
     meshed(&kube, "web-old", &old.cert_pem);
     meshed(&kube, "web-overlap", &overlap);
     let mut config = files.kubernetes_config(|p| kube.write_kubeconfig(p));
@@ -261,11 +293,14 @@ async fn anchors_of(server: &Server, ns: &str, name: &str) -> Option<usize> {
 
 #[tokio::test]
 async fn config_map_pods_unknown_pods_and_the_override_on_the_record() {
-    install_crypto();
-    let kube = FakeKube::start().await;
-    let (files, old, issuer_a) = CaFiles::with_ca("old root", "issuer a");
-    let new = pki::Ca::root("new root");
-    let overlap = format!("{}{}", old.cert_pem, new.cert_pem);
+    let Roots {
+        kube,
+        files,
+        old,
+        issuer_a,
+        new,
+        overlap,
+    } = Roots::new().await;
     files.write_anchors(&overlap);
     let secret = |issuer: &pki::Ca| {
         std::collections::BTreeMap::from([

@@ -28,12 +28,12 @@ fn meshed(kube: &FakeKube, name: &str, anchors: &str) {
     });
 }
 
-/// `certmint rotation status` against the server's admin endpoint: (exit code, output).
-/// (Async: the server runs on this test's runtime.)
-async fn status(server: &Server) -> (i32, String) {
+/// `certmint rotation status ARGS`: (exit code, stdout and stderr). (Async: the server
+/// runs on this test's runtime.)
+async fn rotation_status(args: &[&str]) -> (i32, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args(["rotation", "status", "--admin"])
-        .arg(format!("http://{}", server.admin_addr))
+        .args(["rotation", "status"])
+        .args(args)
         .output()
         .await
         .unwrap();
@@ -42,19 +42,23 @@ async fn status(server: &Server) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-/// `certmint rotation status --kubernetes`: every certmint pod asked through the API
-/// server's pod proxy.
+/// Against the server's admin endpoint.
+async fn status(server: &Server) -> (i32, String) {
+    rotation_status(&["--admin", &format!("http://{}", server.admin_addr)]).await
+}
+
+/// Every certmint pod asked through the API server's pod proxy.
 async fn status_through_api(kubeconfig: &std::path::Path, admin_port: u16) -> (i32, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args(["rotation", "status", "--kubernetes", "--kubeconfig"])
-        .arg(kubeconfig)
-        .args(["--admin-port", &admin_port.to_string()])
-        .output()
-        .await
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let port = admin_port.to_string();
+    rotation_status(&[
+        "--kubernetes",
+        "--kubeconfig",
+        kubeconfig,
+        "--admin-port",
+        &port,
+    ])
+    .await
 }
 
 /// A running certmint pod, as the chart labels it (the fake proxies to loopback).
@@ -79,43 +83,20 @@ async fn metric(server: &Server, series: &str) -> u64 {
 
 /// A fake API server, certmint's files with the old root and issuer a under it, a new
 /// root and the overlap bundle of both.
-struct Roots {
-    kube: FakeKube,
-    files: CaFiles,
-    old: pki::Ca,
-    issuer_a: pki::Ca,
-    new: pki::Ca,
-    overlap: String,
-}
+type Roots = (FakeKube, CaFiles, pki::Ca, pki::Ca, pki::Ca, String);
 
-impl Roots {
-    async fn new() -> Self {
-        install_crypto();
-        let kube = FakeKube::start().await;
-        let (files, old, issuer_a) = CaFiles::with_ca("old root", "issuer a");
-        let new = pki::Ca::root("new root");
-        let overlap = format!("{}{}", old.cert_pem, new.cert_pem);
-        Self {
-            kube,
-            files,
-            old,
-            issuer_a,
-            new,
-            overlap,
-        }
-    }
+async fn roots() -> Roots {
+    install_crypto();
+    let kube = FakeKube::start().await;
+    let (files, old, issuer_a) = CaFiles::with_ca("old root", "issuer a");
+    let new = pki::Ca::root("new root");
+    let overlap = format!("{}{}", old.cert_pem, new.cert_pem);
+    (kube, files, old, issuer_a, new, overlap)
 }
 
 #[tokio::test]
 async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
-    let Roots {
-        kube,
-        files,
-        old,
-        issuer_a,
-        new,
-        overlap,
-    } = Roots::new().await;
+    let (kube, files, old, issuer_a, new, overlap) = roots().await;
     meshed(&kube, "web-old", &old.cert_pem);
     meshed(&kube, "web-overlap", &overlap);
     let mut config = files.kubernetes_config(|p| kube.write_kubeconfig(p));
@@ -293,14 +274,7 @@ async fn anchors_of(server: &Server, ns: &str, name: &str) -> Option<usize> {
 
 #[tokio::test]
 async fn config_map_pods_unknown_pods_and_the_override_on_the_record() {
-    let Roots {
-        kube,
-        files,
-        old,
-        issuer_a,
-        new,
-        overlap,
-    } = Roots::new().await;
+    let (kube, files, old, issuer_a, new, overlap) = roots().await;
     files.write_anchors(&overlap);
     let secret = |issuer: &pki::Ca| {
         std::collections::BTreeMap::from([

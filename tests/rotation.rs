@@ -28,11 +28,10 @@ fn meshed(kube: &FakeKube, name: &str, anchors: &str) {
     });
 }
 
-/// `certmint rotation status ARGS`: (exit code, stdout and stderr). (Async: the server
-/// runs on this test's runtime.)
-async fn rotation_status(args: &[&str]) -> (i32, String) {
+/// `certmint ARGS`: (exit code, stdout and stderr). (Async: the server runs on this
+/// test's runtime.)
+async fn certmint(args: &[&str]) -> (i32, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .args(["rotation", "status"])
         .args(args)
         .output()
         .await
@@ -44,21 +43,32 @@ async fn rotation_status(args: &[&str]) -> (i32, String) {
 
 /// Against the server's admin endpoint.
 async fn status(server: &Server) -> (i32, String) {
-    rotation_status(&["--admin", &format!("http://{}", server.admin_addr)]).await
+    let admin = format!("http://{}", server.admin_addr);
+    certmint(&["rotation", "status", "--admin", &admin]).await
 }
 
 /// Every certmint pod asked through the API server's pod proxy.
 async fn status_through_api(kubeconfig: &std::path::Path, admin_port: u16) -> (i32, String) {
     let kubeconfig = kubeconfig.to_str().unwrap();
     let port = admin_port.to_string();
-    rotation_status(&[
+    let args = [
+        "rotation",
+        "status",
         "--kubernetes",
         "--kubeconfig",
         kubeconfig,
-        "--admin-port",
-        &port,
+    ];
+    certmint(&[&args[..], &["--admin-port", &port]].concat()).await
+}
+
+/// An issuer Secret's data (`kubernetes.io/tls`).
+const TLS: &str = "kubernetes.io/tls";
+
+fn tls(ca: &pki::Ca) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::collections::BTreeMap::from([
+        ("tls.crt".to_owned(), ca.cert_pem.clone().into_bytes()),
+        ("tls.key".to_owned(), ca.key_pem.clone().into_bytes()),
     ])
-    .await
 }
 
 /// A running certmint pod, as the chart labels it (the fake proxies to loopback).
@@ -215,28 +225,41 @@ async fn a_new_root_waits_for_the_last_pod_that_does_not_trust_it() {
         text.contains("UNSAFE") && text.contains("shop/web-stale"),
         "{text}"
     );
-    // `certmint check` reports the same unsafe state.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_certmint"))
-        .arg("check")
-        .arg("--trust-anchors")
-        .arg(&files.anchors)
-        .arg("--issuer-dir")
-        .arg(&files.issuer_dir)
-        .arg("--admin")
-        .arg(format!("http://{}", s.admin_addr))
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(
-        text.contains("do not trust the active issuer's anchor (shop/web-stale)"),
-        "{text}"
-    );
-    // Through the API server too.
+    // `certmint check` reports the same unsafe state, from the admin endpoint and (with
+    // --kubernetes, reading copies of certmint's files from the cluster) through the API.
+    let stale = "do not trust the active issuer's anchor (shop/web-stale)";
+    let admin = format!("http://{}", s.admin_addr);
+    let (anchors, issuer_dir) = (files.anchors.to_str(), files.issuer_dir.to_str());
+    let (code, text) = certmint(&[
+        "check",
+        "--trust-anchors",
+        anchors.unwrap(),
+        "--issuer-dir",
+        issuer_dir.unwrap(),
+        "--admin",
+        &admin,
+    ])
+    .await;
+    assert!(code == 2 && text.contains(stale), "{text}");
     let (code, text) = status_through_api(&kubeconfig, port).await;
-    assert_eq!(code, 2, "{text}");
-    assert!(text.contains("shop/web-stale"), "{text}");
+    assert!(code == 2 && text.contains("shop/web-stale"), "{text}");
+    kube.put_secret("certmint", "certmint-issuer", TLS, tls(&issuer_b));
+    let bundle = std::collections::BTreeMap::from([("ca-bundle.crt".to_owned(), overlap.clone())]);
+    kube.put_configmap("certmint", "certmint-trust-anchors", bundle);
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let port = port.to_string();
+    let (code, text) = certmint(&[
+        "check",
+        "--kubernetes",
+        "--namespace",
+        "certmint",
+        "--kubeconfig",
+        kubeconfig,
+        "--admin-port",
+        &port,
+    ])
+    .await;
+    assert!(code == 2 && text.contains(stale), "{text}");
     server.shutdown().await.unwrap();
 }
 
@@ -276,18 +299,7 @@ async fn anchors_of(server: &Server, ns: &str, name: &str) -> Option<usize> {
 async fn config_map_pods_unknown_pods_and_the_override_on_the_record() {
     let (kube, files, old, issuer_a, new, overlap) = roots().await;
     files.write_anchors(&overlap);
-    let secret = |issuer: &pki::Ca| {
-        std::collections::BTreeMap::from([
-            ("tls.crt".to_owned(), issuer.cert_pem.clone().into_bytes()),
-            ("tls.key".to_owned(), issuer.key_pem.clone().into_bytes()),
-        ])
-    };
-    kube.put_secret(
-        "certmint",
-        "certmint-issuer",
-        "kubernetes.io/tls",
-        secret(&issuer_a),
-    );
+    kube.put_secret("certmint", "certmint-issuer", TLS, tls(&issuer_a));
     let roots = |pem: &str| {
         std::collections::BTreeMap::from([("ca-bundle.crt".to_owned(), pem.to_owned())])
     };
@@ -337,12 +349,7 @@ async fn config_map_pods_unknown_pods_and_the_override_on_the_record() {
     // The new issuer is held for cm-1; a proxy without the variable is unknown and holds
     // it too.
     let issuer_b = new.issuer("issuer b");
-    kube.put_secret(
-        "certmint",
-        "certmint-issuer",
-        "kubernetes.io/tls",
-        secret(&issuer_b),
-    );
+    kube.put_secret("certmint", "certmint-issuer", TLS, tls(&issuer_b));
     let untrusting = "certmint_issuer_pending_untrusting_workloads ";
     eventually(WAIT, "issuer b is held for cm-1", async || {
         metric(s, untrusting).await == 1

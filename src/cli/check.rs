@@ -46,9 +46,17 @@ pub struct CheckArgs {
     hsm: crate::cli::hsm::HsmArgs,
     /// certmint's admin address (e.g. http://127.0.0.1:9990 through a port-forward): adds
     /// the trust interlock's findings (running pods that do not trust the active issuer's
-    /// anchor: error; an issuer held for them: warning).
+    /// anchor: error; an issuer held for them: warning). With --kubernetes and without
+    /// this, certmint's pods in --namespace are asked through the API server.
     #[arg(long)]
     admin: Option<String>,
+    /// With --kubernetes: the label selector of certmint's pods, asked through the API
+    /// server for the trust interlock's findings.
+    #[arg(long, default_value = crate::cli::rotation::CERTMINT_PODS)]
+    selector: String,
+    /// With --kubernetes: certmint's admin port on those pods.
+    #[arg(long, default_value_t = crate::cli::rotation::ADMIN_PORT)]
+    admin_port: u16,
     /// Warn (exit 1) when anything expires within this window.
     #[arg(long, default_value = "60d", value_parser = parse_duration)]
     warn_within: Duration,
@@ -90,12 +98,52 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         let trust = crate::cli::rotation::fetch(admin).await?;
         report.findings.extend(trust_findings(&trust));
         report.settle();
+    } else if args.kubernetes {
+        report.findings.extend(
+            replica_trust_findings(&args.kube.replicas(&args.selector, args.admin_port).await)
+                .await,
+        );
+        report.settle();
     }
     match args.output {
         OutputFormat::Table => print!("{}", render::table(&report)),
         OutputFormat::Json => print!("{}", render::json(&report)?),
     }
     Ok(ExitCode::from(report.exit_code))
+}
+
+/// The interlock's view from certmint's replicas, reached through the API server: the
+/// first replica that answers speaks for all (they watch the same pods); one that cannot be
+/// read is an error.
+async fn replica_trust_findings(replicas: &crate::cli::rotation::ReplicaArgs) -> Vec<Finding> {
+    let object = "running workloads".to_owned();
+    let answers = match crate::cli::rotation::through_api_server(replicas).await {
+        Ok(answers) => answers,
+        Err(e) => {
+            return vec![Finding {
+                severity: Severity::Warn,
+                object,
+                message: format!("the trust interlock was not checked: {e:#}"),
+            }];
+        }
+    };
+    let mut out = Vec::new();
+    let mut spoken = false;
+    for (replica, answer) in answers {
+        match answer {
+            Ok(t) if !spoken => {
+                out.extend(trust_findings(&t));
+                spoken = true;
+            }
+            Ok(_) => {}
+            Err(e) => out.push(Finding {
+                severity: Severity::Error,
+                object: format!("certmint replica {replica}"),
+                message: format!("cannot read its trust report: {e:#}"),
+            }),
+        }
+    }
+    out
 }
 
 /// The interlock's view as findings.

@@ -59,12 +59,16 @@ pub struct ReplicaArgs {
     #[arg(long = "certmint-namespace", default_value = "certmint")]
     pub namespace: String,
     /// The label selector of certmint's pods.
-    #[arg(long, default_value = "app.kubernetes.io/name=certmint")]
+    #[arg(long, default_value = CERTMINT_PODS)]
     pub selector: String,
     /// certmint's admin port.
-    #[arg(long, default_value_t = 9990)]
+    #[arg(long, default_value_t = ADMIN_PORT)]
     pub admin_port: u16,
 }
+
+/// The chart's label on certmint's pods, and its admin port.
+pub const CERTMINT_PODS: &str = "app.kubernetes.io/name=certmint";
+pub const ADMIN_PORT: u16 = 9990;
 
 #[derive(Debug, Args)]
 struct PlanArgs {

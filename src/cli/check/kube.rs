@@ -49,6 +49,30 @@ pub struct KubeArgs {
     local_verification: LocalVerification,
 }
 
+impl KubeArgs {
+    /// certmint's replicas: the pods `selector` selects in this namespace (the
+    /// kubeconfig context's when --namespace is not given), on `admin_port`.
+    pub async fn replicas(
+        &self,
+        selector: &str,
+        admin_port: u16,
+    ) -> crate::cli::rotation::ReplicaArgs {
+        let namespace = match &self.namespace {
+            Some(ns) => ns.clone(),
+            None => certmint_k8s::client::client(self.kubeconfig.as_deref())
+                .await
+                .map(|c| c.default_namespace().to_owned())
+                .unwrap_or_else(|_| "certmint".to_owned()),
+        };
+        crate::cli::rotation::ReplicaArgs {
+            kubeconfig: self.kubeconfig.clone(),
+            namespace,
+            selector: selector.to_owned(),
+            admin_port,
+        }
+    }
+}
+
 /// What token authentication will rely on: the mode and whether the API server's
 /// service-account key set can be read with these credentials.
 pub async fn token_authn_finding(args: &KubeArgs) -> Finding {

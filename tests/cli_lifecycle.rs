@@ -565,6 +565,12 @@ async fn check_reads_the_live_secret_and_configmap() {
         run.stdout
             .contains("ConfigMap certmint/certmint-trust-anchors key ca-bundle.crt")
     );
+    // Before certmint runs, the interlock is not checked (and that is not a finding).
+    assert!(
+        run.stdout
+            .contains("the trust interlock was not checked: no running certmint pod"),
+        "{run:#?}"
+    );
 
     let run = certmint_async(args(&["--secret", "nope"])).await.expect(2);
     assert!(

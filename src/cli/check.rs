@@ -127,6 +127,16 @@ async fn replica_trust_findings(replicas: &crate::cli::rotation::ReplicaArgs) ->
             }];
         }
     };
+    if answers.is_empty() {
+        return vec![Finding {
+            severity: Severity::Ok,
+            object,
+            message: format!(
+                "the trust interlock was not checked: no running certmint pod in namespace {} with labels {}",
+                replicas.namespace, replicas.selector
+            ),
+        }];
+    }
     let mut out = Vec::new();
     let mut spoken = false;
     for (replica, answer) in answers {

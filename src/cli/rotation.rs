@@ -101,6 +101,13 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         true => through_api_server(&args.replicas).await?,
         false => vec![(args.admin.clone(), fetch(&args.admin).await)],
     };
+    if reports.is_empty() {
+        bail!(
+            "no running certmint pod in namespace {} with labels {}; pass --certmint-namespace / --selector",
+            args.replicas.namespace,
+            args.replicas.selector
+        );
+    }
     let several = reports.len() > 1;
     let mut worst = 0;
     let mut json = serde_json::Map::new();
@@ -134,6 +141,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// Every running replica's `/trust`, through the API server's pod proxy (each replica has
 /// its own pod watch and history; they can disagree, e.g. one restarted in the middle).
+/// Empty when no certmint pod runs there.
 pub(crate) async fn through_api_server(
     args: &ReplicaArgs,
 ) -> anyhow::Result<Vec<(String, anyhow::Result<TrustReport>)>> {
@@ -159,13 +167,6 @@ pub(crate) async fn through_api_server(
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         .filter_map(|p| p.metadata.name.clone())
         .collect();
-    if running.is_empty() {
-        bail!(
-            "no running certmint pod in namespace {} with labels {}; pass --certmint-namespace / --selector",
-            args.namespace,
-            args.selector
-        );
-    }
     let mut out = Vec::new();
     for name in running {
         let path = format!(

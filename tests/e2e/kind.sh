@@ -343,5 +343,8 @@ grep -qF "$ISSUER2_CN" <<<"$out" || die "serving certificate is not from issuer 
 log "certmint check after the rotation"
 certmint check --kubernetes --namespace "$NS" --secret "$ISSUER_SECRET" --configmap "$ANCHORS_CM" \
   || die "certmint check --kubernetes failed after the rotation (exit $?)"
+log "rotation status: an issuer under the same root is not the interlock's business"
+certmint rotation status --kubernetes --certmint-namespace "$NS" \
+  || die "certmint rotation status --kubernetes is not 0 after a same-root rotation (exit $?)"
 skipped=$(kubectl -n "$NS" get events --field-selector reason=IssuerUpdateSkipped -o name)
 [ -z "$skipped" ] || die "unexpected IssuerUpdateSkipped Events: $skipped"

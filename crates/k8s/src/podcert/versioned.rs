@@ -65,25 +65,21 @@ where
     }
 
     pub async fn create(&self, object: &K) -> kube::Result<K> {
-        let sent = self.untyped(object)?;
-        typed(self.api.create(&PostParams::default(), &sent).await?)
+        let pp = PostParams::default();
+        typed(self.api.create(&pp, &self.untyped(object)?).await?)
     }
 
     pub async fn replace(&self, name: &str, object: &K) -> kube::Result<K> {
-        let sent = self.untyped(object)?;
-        typed(
-            self.api
-                .replace(name, &PostParams::default(), &sent)
-                .await?,
-        )
+        let pp = PostParams::default();
+        typed(self.api.replace(name, &pp, &self.untyped(object)?).await?)
     }
 
     /// `PUT …/NAME/status`.
     pub async fn replace_status(&self, name: &str, object: &K) -> kube::Result<K> {
-        let sent = self.untyped(object)?;
+        let pp = PostParams::default();
         typed(
             self.api
-                .replace_status(name, &PostParams::default(), &sent)
+                .replace_status(name, &pp, &self.untyped(object)?)
                 .await?,
         )
     }

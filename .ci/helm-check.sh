@@ -210,7 +210,8 @@ else:
         err(f"config keys {sorted((set(config) - optional) ^ CONFIG_KEYS)} differ from the contract")
     pcs = config.get("pod_certificates")
     if pcs is not None and set(pcs) != {"enabled", "signer_name", "pod_wait", "write_qps",
-                                        "write_burst", "claim_stagger", "publish_trust_bundle"}:
+                                        "write_burst", "claim_stagger", "publish_trust_bundle",
+                                        "api_version"}:
         err(f"pod_certificates keys {sorted(pcs)} differ from the contract")
     if "hsm" in config:
         hsm = config["hsm"]
@@ -478,6 +479,7 @@ main() {
     --set 'rotation.trustConfigMaps[0]=linkerd-identity-trust-roots'
   must_fail "hsm.enabled without hsm.pinSecret" --set hsm.enabled=true
   must_fail "podCertificates.signerName without a domain" --set podCertificates.signerName=spiffe
+  must_fail "podCertificates.apiVersion outside auto|v1|v1beta1" --set podCertificates.apiVersion=v2
   must_fail "hsm.module not an absolute path" --set hsm.enabled=true --set hsm.pinSecret=p \
     --set hsm.module=libsofthsm2.so
   must_fail "istio.trustedNodeAccounts entry not NAMESPACE/NAME" --set istio.enabled=true \

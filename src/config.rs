@@ -325,4 +325,17 @@ mod tests {
         let shipped = Config::from_yaml(shipped, "config/certmint.yaml").unwrap();
         assert_eq!(shipped.pod_certificates, PodCertConfig::default());
     }
+
+    #[test]
+    fn pod_certificates_api_version_is_auto_v1_or_v1beta1() {
+        use certmint_k8s::podcert::ApiVersion;
+        let c = Config::from_yaml("pod_certificates: {api_version: v1beta1}", "t").unwrap();
+        assert_eq!(c.pod_certificates.api_version, ApiVersion::V1beta1);
+        assert_eq!(PodCertConfig::default().api_version, ApiVersion::Auto);
+        let err = Config::from_yaml("pod_certificates: {api_version: v2}", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pod_certificates.api_version"), "{err}");
+        assert!(err.contains("v1beta1") && !err.contains('\n'), "{err}");
+    }
 }

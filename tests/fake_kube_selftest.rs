@@ -718,3 +718,60 @@ async fn run_fake_api_server_by_hand() {
         }
     }
 }
+
+/// The resource names `GET /apis/certificates.k8s.io/VERSION` lists, or the error code.
+async fn certificate_resources(client: &Client, version: &str) -> Result<Vec<String>, u16> {
+    let listed = client
+        .list_api_group_resources(&format!("certificates.k8s.io/{version}"))
+        .await;
+    match listed {
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(e) => Err(api_error_code(Err::<(), _>(e))),
+    }
+}
+
+fn certificate_api(client: &Client, version: &str) -> Api<kube::api::DynamicObject> {
+    let gvk =
+        kube::core::GroupVersionKind::gvk("certificates.k8s.io", version, "PodCertificateRequest");
+    let resource = kube::core::ApiResource::from_gvk_with_plural(&gvk, "podcertificaterequests");
+    Api::namespaced_with(client.clone(), "shop", &resource)
+}
+
+#[tokio::test]
+async fn certificate_discovery_and_paths_follow_the_served_versions() {
+    let (fake, client) = start().await;
+    let v1 = certificate_resources(&client, "v1").await.unwrap();
+    assert!(v1.contains(&"podcertificaterequests".to_owned()), "{v1:?}");
+    assert_eq!(certificate_resources(&client, "v1beta1").await, Err(404));
+
+    fake.serve_certificate_versions(fake_kube::CertificateVersions::V1beta1);
+    let v1 = certificate_resources(&client, "v1").await.unwrap();
+    assert_eq!(v1, ["certificatesigningrequests"]);
+    let beta = certificate_resources(&client, "v1beta1").await.unwrap();
+    for name in ["podcertificaterequests", "clustertrustbundles"] {
+        assert!(beta.contains(&name.to_owned()), "{beta:?}");
+    }
+    fake.put_pod("shop", "web-0", "web", "node-a");
+    fake.create_pod_certificate_request(&fake_kube::PodCertRequest {
+        namespace: "shop".into(),
+        name: "r".into(),
+        signer_name: "certmint.io/spiffe".into(),
+        pod_name: "web-0".into(),
+        pod_uid: fake.pod_uid("shop", "web-0"),
+        service_account: "web".into(),
+        node_name: "node-a".into(),
+        max_expiration_seconds: None,
+        stub_csr: vec![0x30, 0],
+        annotations: BTreeMap::new(),
+    });
+    let listed = certificate_api(&client, "v1beta1")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let types = listed.items[0].types.clone().unwrap();
+    assert_eq!(types.api_version, "certificates.k8s.io/v1beta1");
+    let v1_list = certificate_api(&client, "v1")
+        .list(&ListParams::default())
+        .await;
+    assert_eq!(api_error_code(v1_list), 404);
+}

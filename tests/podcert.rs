@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use certmint::app::Server;
 use certmint::config::Config;
+use certmint_k8s::podcert::ApiVersion;
 use common::*;
-use fake_kube::{FakeKube, Fault, PodCertRequest, RequestKind};
+use fake_kube::{CertificateVersions, FakeKube, Fault, PodCertRequest, RequestKind};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 use rustls_pki_types::{CertificateDer, UnixTime, pem::PemObject};
 use serde_json::Value;
@@ -31,8 +32,14 @@ struct Env {
 
 /// Pods: shop/web-0 (web) on node-a, shop/db-0 (db) on node-b.
 async fn env_with(tune: impl FnOnce(&mut Config)) -> Env {
+    env_serving(CertificateVersions::V1, tune).await
+}
+
+/// [`env_with`] on a fake serving the certificates.k8s.io kinds in `versions`.
+async fn env_serving(versions: CertificateVersions, tune: impl FnOnce(&mut Config)) -> Env {
     install_crypto();
     let kube = FakeKube::start().await;
+    kube.serve_certificate_versions(versions);
     kube.put_pod("shop", "web-0", "web", "node-a");
     kube.put_pod("shop", "db-0", "db", "node-b");
     let files = CaFiles::with_fresh_ca();
@@ -701,4 +708,86 @@ async fn requests_wait_for_an_issuer_and_are_issued_once_one_is_loaded() {
         1
     );
     drop(server);
+}
+
+/// `METHOD PATH` (no query) of each request to certificates.k8s.io `VERSION`, discovery
+/// included.
+fn certificate_requests(kube: &FakeKube, version: &str) -> Vec<String> {
+    let prefix = format!("/apis/certificates.k8s.io/{version}");
+    kube.requests()
+        .into_iter()
+        .map(|l| l.split('?').next().unwrap_or_default().to_owned())
+        .filter(|l| {
+            let path = l.split(' ').nth(1).unwrap_or("");
+            path == prefix || path.starts_with(&format!("{prefix}/"))
+        })
+        .collect()
+}
+
+/// Asserts that the status of shop/`request` and the ClusterTrustBundle were written in
+/// certificates.k8s.io `version`.
+fn wrote_in(kube: &FakeKube, version: &str, request: &str) {
+    let sent = certificate_requests(kube, version);
+    let base = format!("/apis/certificates.k8s.io/{version}");
+    for line in [
+        format!("PUT {base}/namespaces/shop/podcertificaterequests/{request}/status"),
+        format!("POST {base}/clustertrustbundles"),
+    ] {
+        assert!(sent.contains(&line), "no {line} in {sent:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_v1beta1_only_cluster_is_served_in_v1beta1_and_the_chain_verifies_against_its_bundle() {
+    let e = env_serving(CertificateVersions::V1beta1, |_| {}).await;
+    let key = KeyPair::generate().unwrap();
+    e.kube
+        .create_pod_certificate_request(&web_request("beta", &e, &key));
+    let (t, _, status) = decided(&e.kube, "beta").await;
+    assert_eq!(t, "Issued", "{status}");
+    let bundle_pem = bundle(&e.kube).await;
+    verify_against_bundle(&status, &bundle_pem);
+    let stored = e.kube.cluster_trust_bundle(BUNDLE).unwrap();
+    assert_eq!(stored["apiVersion"], "certificates.k8s.io/v1beta1");
+    wrote_in(&e.kube, "v1beta1", "beta");
+    // v1 was only asked whether it serves the kinds (it lists CSRs alone here).
+    let v1 = certificate_requests(&e.kube, "v1");
+    assert!(
+        v1.iter().all(|l| l == "GET /apis/certificates.k8s.io/v1"),
+        "{v1:?}"
+    );
+}
+
+#[tokio::test]
+async fn auto_picks_v1_when_both_versions_are_served() {
+    let e = env_serving(CertificateVersions::Both, |_| {}).await;
+    all_issued(&e, "both", 1).await;
+    bundle(&e.kube).await;
+    wrote_in(&e.kube, "v1", "both-0");
+    let beta = certificate_requests(&e.kube, "v1beta1");
+    assert!(beta.is_empty(), "v1beta1 used with v1 served: {beta:?}");
+}
+
+#[tokio::test]
+async fn a_v1beta1_request_without_a_stub_csr_is_denied_and_never_signed() {
+    let e = env_serving(CertificateVersions::V1beta1, |c| {
+        c.pod_certificates.api_version = ApiVersion::V1beta1;
+    })
+    .await;
+    let key = KeyPair::generate().unwrap();
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    e.kube.create_pkix_pod_certificate_request(
+        &web_request("pkix", &e, &key),
+        &spki,
+        b"signature over the pod UID",
+    );
+    let message = denied_with(&e.kube, "pkix", "StubCSRRequired").await;
+    assert!(message.contains("stubPKCS10Request"), "{message}");
+    let issued = "certmint_pod_certificate_requests_total{result=\"issued\"}";
+    assert_eq!(metric(&e.server, issued), 0.0);
+    // The setting named the version: no discovery, and nothing in v1.
+    assert_eq!(certificate_requests(&e.kube, "v1"), Vec::<String>::new());
+    let beta = certificate_requests(&e.kube, "v1beta1");
+    let discovery = "GET /apis/certificates.k8s.io/v1beta1".to_owned();
+    assert!(!beta.contains(&discovery), "{beta:?}");
 }

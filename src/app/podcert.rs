@@ -37,6 +37,7 @@ pub(super) fn start(parts: &mut Parts, audit: Option<&Arc<AuditLog>>) -> anyhow:
             metrics: parts.metrics.podcert.clone(),
             poll: Duration::from_secs(2),
             resync: Duration::from_secs(60),
+            api_version: config.api_version,
         };
         parts.spawn(publisher.run(parts.shutdown.clone()));
     }

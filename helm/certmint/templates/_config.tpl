@@ -77,6 +77,7 @@ pod_certificates:
   write_burst: {{ int .Values.podCertificates.writeBurst }}
   claim_stagger: {{ .Values.podCertificates.claimStagger | quote }}
   publish_trust_bundle: {{ .Values.podCertificates.publishTrustBundle }}
+  api_version: {{ .Values.podCertificates.apiVersion | quote }}
 {{- end }}
 {{- if .Values.hsm.enabled }}
 hsm:

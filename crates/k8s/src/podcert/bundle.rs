@@ -7,16 +7,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::Resource;
 use k8s_openapi::api::certificates::v1::{ClusterTrustBundle, ClusterTrustBundleSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PostParams;
-use kube::{Api, Client};
+use kube::Client;
 use tokio::sync::watch;
 
 use certmint_core::ca::{CaStore, TrustAnchors};
 
 use super::issue::pem_cert;
 use super::metrics::{BundleWrite, Metrics};
+use super::settings::ApiVersion;
+use super::version;
+use super::versioned::VersionedApi;
 
 /// The label pods can select the bundle by.
 pub const LABEL: &str = "certmint.io/trust-bundle";
@@ -32,11 +35,20 @@ pub struct BundlePublisher {
     pub poll: Duration,
     /// How often the object is re-read even when the anchors did not change.
     pub resync: Duration,
+    /// The `certificates.k8s.io` version to publish in (`auto`: the one served).
+    pub api_version: ApiVersion,
 }
 
 impl BundlePublisher {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let api: Api<ClusterTrustBundle> = Api::all(self.client.clone());
+        let resource = ClusterTrustBundle::URL_PATH_SEGMENT;
+        let Some(version) =
+            version::choose_until_found(&self.client, self.api_version, resource, &mut shutdown)
+                .await
+        else {
+            return;
+        };
+        let api = VersionedApi::<ClusterTrustBundle>::all(self.client.clone(), version);
         let mut published: Option<String> = None;
         let mut last_sync = tokio::time::Instant::now();
         loop {
@@ -62,11 +74,14 @@ impl BundlePublisher {
     }
 
     /// Creates the object, or updates it (with its resourceVersion) when it differs.
-    async fn sync(&self, api: &Api<ClusterTrustBundle>, pem: &str) -> Result<(), kube::Error> {
+    async fn sync(
+        &self,
+        api: &VersionedApi<ClusterTrustBundle>,
+        pem: &str,
+    ) -> Result<(), kube::Error> {
         match api.get_opt(&self.name).await? {
             None => {
-                api.create(&PostParams::default(), &self.object(pem, None))
-                    .await?;
+                api.create(&self.object(pem, None)).await?;
                 self.count(BundleWrite::Created);
                 tracing::info!(bundle = %self.name, "ClusterTrustBundle created");
             }
@@ -75,8 +90,7 @@ impl BundlePublisher {
                     || current.spec.signer_name.as_deref() != Some(&self.signer_name) =>
             {
                 let rv = current.metadata.resource_version.clone();
-                api.replace(&self.name, &PostParams::default(), &self.object(pem, rv))
-                    .await?;
+                api.replace(&self.name, &self.object(pem, rv)).await?;
                 self.count(BundleWrite::Updated);
                 tracing::info!(bundle = %self.name, "ClusterTrustBundle updated to the current anchors");
             }

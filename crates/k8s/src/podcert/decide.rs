@@ -59,9 +59,16 @@ impl Pods for PodIndex {
     }
 }
 
+/// A request without `stubPKCS10Request` carries its key as `pkixPublicKey` (the
+/// `v1beta1` of Kubernetes 1.35); certmint signs only keys sent as a stub CSR.
+const NO_STUB: &str = "certmint signs only keys sent as spec.stubPKCS10Request (Kubernetes 1.36 and later); this request has none (the pkixPublicKey form of Kubernetes 1.35): upgrade the cluster";
+
 /// Judges `req`. `waited_out` is true once the request has waited `pod_wait` for the pod:
 /// a pod still missing is then denied instead of waited for.
 pub fn judge(req: &Request, pods: &dyn Pods, configured: Duration, waited_out: bool) -> Verdict {
+    if req.stub_csr.is_empty() {
+        return Verdict::Deny(Refusal::new("StubCSRRequired", NO_STUB));
+    }
     if let Some(key) = req.annotations.keys().next() {
         return Verdict::Deny(Refusal::new(
             "UnsupportedUserAnnotation",
@@ -185,7 +192,7 @@ mod tests {
             node_name: "n1".into(),
             node_uid: "n-u".into(),
             max_expiration_seconds: None,
-            stub_csr: Vec::new(),
+            stub_csr: vec![0x30],
             annotations: Default::default(),
         }
     }
@@ -238,6 +245,18 @@ mod tests {
         assert_eq!(
             judge(&req(), &PodIndex::default(), DAY, true),
             Verdict::Wait
+        );
+    }
+
+    #[test]
+    fn denies_a_request_without_a_stub_csr() {
+        let pkix_only = Request {
+            stub_csr: Vec::new(),
+            ..req()
+        };
+        assert_eq!(
+            reason(judge(&pkix_only, &index(), DAY, false)),
+            "StubCSRRequired"
         );
     }
 

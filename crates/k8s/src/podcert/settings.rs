@@ -32,6 +32,22 @@ pub struct PodCertConfig {
     /// first one's decision usually reaches the others' watches before they sign.
     #[serde(deserialize_with = "certmint_core::settings::duration")]
     pub claim_stagger: Duration,
+    /// The `certificates.k8s.io` version of PodCertificateRequests and ClusterTrustBundles.
+    pub api_version: ApiVersion,
+}
+
+/// `pod_certificates.api_version`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVersion {
+    /// API discovery at start: `v1` when the server serves the resource there, else
+    /// `v1beta1` (each of the two resources on its own).
+    #[default]
+    Auto,
+    /// Kubernetes 1.37 and later.
+    V1,
+    /// Kubernetes 1.36 (its `v1beta1` has the stub CSR; 1.35's has not).
+    V1beta1,
 }
 
 impl Default for PodCertConfig {
@@ -46,6 +62,7 @@ impl Default for PodCertConfig {
             workers: 8,
             publish_trust_bundle: true,
             claim_stagger: Duration::from_millis(300),
+            api_version: ApiVersion::Auto,
         }
     }
 }

@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use k8s_openapi::Resource;
 use k8s_openapi::api::certificates::v1::PodCertificateRequest;
-use kube::Api;
+use kube::api::DynamicObject;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::{Semaphore, watch};
@@ -28,6 +29,8 @@ pub use super::parts::SignerParts;
 use super::request::{self, Request};
 use super::seen::Decided;
 use super::status::{self, Decision, Written};
+use super::version::{self, Version};
+use super::versioned::{VersionedApi, typed};
 
 /// How often a request waiting for its pod looks again.
 const POD_POLL: Duration = Duration::from_millis(250);
@@ -36,7 +39,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The running signer.
 pub struct Signer {
-    api: Api<PodCertificateRequest>,
+    /// The `certificates.k8s.io` version, chosen when the signer starts.
+    version: OnceLock<Version>,
     parts: SignerParts,
     budget: DefaultDirectRateLimiter,
     workers: Semaphore,
@@ -56,7 +60,7 @@ impl Signer {
         let qps = NonZeroU32::new(c.write_qps).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(c.write_burst).unwrap_or(NonZeroU32::MIN);
         Arc::new(Self {
-            api: Api::all(parts.client.clone()),
+            version: OnceLock::new(),
             budget: RateLimiter::direct(Quota::per_second(qps).allow_burst(burst)),
             workers: Semaphore::new(c.workers.max(1)),
             owners: Owners::new(parts.client.clone(), parts.metrics.clone()),
@@ -69,9 +73,19 @@ impl Signer {
 
     /// Watches and signs until shutdown; survives watch errors and re-lists.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let client = &self.parts.client;
+        let setting = self.parts.config.api_version;
+        let resource = PodCertificateRequest::URL_PATH_SEGMENT;
+        let Some(version) =
+            version::choose_until_found(client, setting, resource, &mut shutdown).await
+        else {
+            return;
+        };
+        let version = *self.version.get_or_init(|| version);
+        let api = VersionedApi::<PodCertificateRequest>::all(client.clone(), version);
         let fields = format!("spec.signerName={}", self.parts.config.signer_name);
         let config = watcher::Config::default().fields(&fields);
-        let stream = watcher::watcher(self.api.clone(), config).default_backoff();
+        let stream = watcher::watcher(api.dynamic().clone(), config).default_backoff();
         tokio::pin!(stream);
         let mut tasks = JoinSet::new();
         tracing::info!(signer = %self.parts.config.signer_name, "pod-certificate signer started");
@@ -81,8 +95,16 @@ impl Signer {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 event = stream.next() => match event {
                     None => break,
-                    Some(Ok(Event::Apply(p) | Event::InitApply(p))) => self.offer(p, &mut tasks, &shutdown),
-                    Some(Ok(Event::Delete(p))) => self.forget_object(&p),
+                    Some(Ok(Event::Apply(p) | Event::InitApply(p))) => {
+                        if let Some(p) = read(p) {
+                            self.offer(p, &mut tasks, &shutdown);
+                        }
+                    }
+                    Some(Ok(Event::Delete(p))) => {
+                        if let Some(p) = read(p) {
+                            self.forget_object(&p);
+                        }
+                    }
                     Some(Ok(Event::Init | Event::InitDone)) => {}
                     Some(Err(e)) => tracing::warn!(error = %e, "PodCertificateRequest watch failed; retrying"),
                 },
@@ -286,8 +308,9 @@ impl Signer {
         }
     }
 
-    fn api_for(&self, req: &Request) -> Api<PodCertificateRequest> {
-        Api::namespaced(self.parts.client.clone(), &req.namespace)
+    fn api_for(&self, req: &Request) -> VersionedApi<PodCertificateRequest> {
+        let version = self.version.get().copied().unwrap_or(Version::V1);
+        VersionedApi::namespaced(self.parts.client.clone(), &req.namespace, version)
     }
 
     fn finish(&self, req: &Request, decision: &Decision) {
@@ -339,6 +362,19 @@ fn stagger(seed: u64, uid: &str, max: Duration) -> Duration {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     Duration::from_millis(u64::from_be_bytes(first) % max_ms)
+}
+
+/// A watched object as the `v1` type; None (logged) when it does not read as one.
+fn read(object: DynamicObject) -> Option<PodCertificateRequest> {
+    let name = object.metadata.name.clone().unwrap_or_default();
+    match typed(object) {
+        Ok(pcr) => Some(pcr),
+        Err(_) => {
+            // The serde error may quote the object's fields (the CSR among them): not logged.
+            tracing::warn!(request = %name, "PodCertificateRequest does not read as v1; ignored");
+            None
+        }
+    }
 }
 
 /// What the loop does after an attempt.

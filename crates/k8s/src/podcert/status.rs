@@ -4,13 +4,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::certificates::v1::{PodCertificateRequest, PodCertificateRequestStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::Api;
-use kube::api::PostParams;
-
 use super::decide::Refusal;
 use super::request::{self, DENIED, FAILED, ISSUED};
+use super::versioned::VersionedApi;
+use k8s_openapi::api::certificates::v1::{PodCertificateRequest, PodCertificateRequestStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Attempts per decision (each conflict re-reads the request first).
 const ATTEMPTS: usize = 5;
@@ -94,7 +92,7 @@ pub enum WriteError {
 /// Writes `decision` on `pcr` (as last read). `before_each` runs before every attempt
 /// (the write budget); `on_conflict` is told of each conflict.
 pub async fn write<B, F>(
-    api: &Api<PodCertificateRequest>,
+    api: &VersionedApi<PodCertificateRequest>,
     mut pcr: PodCertificateRequest,
     decision: &Decision,
     now: SystemTime,
@@ -112,10 +110,7 @@ where
         }
         pcr.status = Some(decision.status(now, pcr.metadata.generation));
         before_each().await;
-        match api
-            .replace_status(&name, &PostParams::default(), &pcr)
-            .await
-        {
+        match api.replace_status(&name, &pcr).await {
             Ok(_) => return Ok(Written::Ours),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 on_conflict();

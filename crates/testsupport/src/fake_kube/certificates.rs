@@ -1,4 +1,5 @@
-//! certificates.k8s.io/v1 PodCertificateRequests and ClusterTrustBundles: created as the
+//! certificates.k8s.io PodCertificateRequests and ClusterTrustBundles, in `v1` and/or
+//! `v1beta1` (`cert_versions.rs`; one store, each answer in the version asked): created as the
 //! kubelet (or an admin) would, listed and watched with a `spec.signerName` field selector,
 //! and the `/status` subresource with the API server's validation: a status is immutable
 //! once decided, carries at most one of Issued/Denied/Failed (status True), and an Issued
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{
+    cert_versions::{CertVersion, CertificateVersions},
     resources::{ListQuery, list_or_watch, timestamp_now},
     server::ServerState,
     status::{bad_request, failure, json_response, not_found},
@@ -37,6 +39,14 @@ pub(crate) struct PcrFaults {
     /// The next status writes that meet a concurrent change (the object's resourceVersion
     /// moves on, then the write gets 409 Conflict).
     pub conflicts: AtomicU32,
+    /// The versions served.
+    pub versions: std::sync::Mutex<CertificateVersions>,
+}
+
+impl PcrFaults {
+    pub(crate) fn versions(&self) -> CertificateVersions {
+        *self.versions.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 type St = State<Arc<ServerState>>;
@@ -47,43 +57,56 @@ fn query_or_400(query: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQ
         .map_err(|_| bad_request("invalid list or watch query parameters"))
 }
 
-/// `GET /apis/certificates.k8s.io/v1/{resource}` (all namespaces, or cluster-scoped).
+/// `GET /apis/certificates.k8s.io/VERSION/{resource}` (all namespaces, or cluster-scoped).
 pub(crate) async fn list_all(
     kind: Kind,
+    v: CertVersion,
     State(state): St,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
     match query_or_400(query) {
-        Ok(q) => list_or_watch(&state, kind, None, &q),
+        Ok(q) => list_or_watch(&state, kind, v.api_version(), None, &q),
         Err(r) => r,
     }
 }
 
 /// `GET …/namespaces/{ns}/podcertificaterequests`.
 pub(crate) async fn list_namespaced(
+    v: CertVersion,
     State(state): St,
     Path(ns): Path<String>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
     match query_or_400(query) {
-        Ok(q) => list_or_watch(&state, Kind::PodCertificateRequest, Some(ns), &q),
+        Ok(q) => {
+            let api_version = v.api_version();
+            list_or_watch(
+                &state,
+                Kind::PodCertificateRequest,
+                api_version,
+                Some(ns),
+                &q,
+            )
+        }
         Err(r) => r,
     }
 }
 
 /// `GET …/namespaces/{ns}/podcertificaterequests/{name}`.
 pub(crate) async fn get_request(
+    v: CertVersion,
     State(state): St,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
     match state.store.get(Kind::PodCertificateRequest, &ns, &name) {
-        Some(o) => json_response(StatusCode::OK, &o),
+        Some(o) => json_response(StatusCode::OK, &v.stamp(o)),
         None => not_found("podcertificaterequests", "certificates.k8s.io", &name),
     }
 }
 
 /// `POST …/namespaces/{ns}/podcertificaterequests`: what the kubelet sends.
 pub(crate) async fn create_request(
+    v: CertVersion,
     State(state): St,
     Path(ns): Path<String>,
     body: Bytes,
@@ -91,14 +114,19 @@ pub(crate) async fn create_request(
     let Ok(object) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("request body is not JSON");
     };
-    match create_pcr(&state, &ns, object) {
+    match create_pcr(&state, &ns, object, v) {
         Ok(o) => json_response(StatusCode::CREATED, &o),
         Err(r) => r,
     }
 }
 
 /// Admits and stores a new request: defaults, required fields, no status.
-fn create_pcr(state: &ServerState, ns: &str, mut object: Value) -> Result<Value, Response> {
+fn create_pcr(
+    state: &ServerState,
+    ns: &str,
+    mut object: Value,
+    v: CertVersion,
+) -> Result<Value, Response> {
     let spec = &mut object["spec"];
     if spec["maxExpirationSeconds"].is_null() {
         spec["maxExpirationSeconds"] = json!(86_400);
@@ -114,6 +142,7 @@ fn create_pcr(state: &ServerState, ns: &str, mut object: Value) -> Result<Value,
             return Err(invalid(&format!("spec.{field}: Required value")));
         }
     }
+    check_key(spec, v).map_err(|m| invalid(&m))?;
     let name = match object["metadata"]["name"].as_str() {
         Some(n) => n.to_owned(),
         None => format!(
@@ -125,7 +154,7 @@ fn create_pcr(state: &ServerState, ns: &str, mut object: Value) -> Result<Value,
         ),
     };
     object["kind"] = json!("PodCertificateRequest");
-    object["apiVersion"] = json!("certificates.k8s.io/v1");
+    object["apiVersion"] = json!(v.api_version());
     object.as_object_mut().map(|o| o.remove("status"));
     let created = state
         .store
@@ -145,7 +174,7 @@ fn create_pcr(state: &ServerState, ns: &str, mut object: Value) -> Result<Value,
     })
 }
 
-const REQUIRED: [&str; 8] = [
+const REQUIRED: [&str; 7] = [
     "signerName",
     "podName",
     "podUID",
@@ -153,11 +182,28 @@ const REQUIRED: [&str; 8] = [
     "serviceAccountUID",
     "nodeName",
     "nodeUID",
-    "stubPKCS10Request",
 ];
+
+/// The key: `v1` has the stub CSR only; 1.36's `v1beta1` has it or (deprecated, 1.35's
+/// only form) `pkixPublicKey` with `proofOfPossession`, never both. The fake does not check
+/// the proof.
+fn check_key(spec: &Value, v: CertVersion) -> Result<(), String> {
+    let has = |f: &str| spec[f].as_str().is_some_and(|s| !s.is_empty());
+    let stub = has("stubPKCS10Request");
+    match (v, stub, has("pkixPublicKey"), has("proofOfPossession")) {
+        (CertVersion::V1, true, ..)
+        | (CertVersion::V1beta1, true, false, false)
+        | (CertVersion::V1beta1, false, true, true) => Ok(()),
+        (CertVersion::V1beta1, true, ..) => {
+            Err("spec.pkixPublicKey: must be empty when stubPKCS10Request is set".into())
+        }
+        _ => Err("spec.stubPKCS10Request: Required value".into()),
+    }
+}
 
 /// `PUT …/podcertificaterequests/{name}/status`.
 pub(crate) async fn update_status(
+    v: CertVersion,
     State(state): St,
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
@@ -188,7 +234,7 @@ pub(crate) async fn update_status(
             Ok(o)
         });
     match result {
-        Ok(Some(o)) => json_response(StatusCode::OK, &o),
+        Ok(Some(o)) => json_response(StatusCode::OK, &v.stamp(o)),
         Ok(None) => not_found("podcertificaterequests", "certificates.k8s.io", &name),
         Err(r) => r,
     }
@@ -331,8 +377,8 @@ fn same_key(stub_b64: &str, spki: &[u8]) -> bool {
 
 // ----- ClusterTrustBundles -----
 
-/// `POST /apis/certificates.k8s.io/v1/clustertrustbundles`.
-pub(crate) async fn create_bundle(State(state): St, body: Bytes) -> Response {
+/// `POST /apis/certificates.k8s.io/VERSION/clustertrustbundles`.
+pub(crate) async fn create_bundle(v: CertVersion, State(state): St, body: Bytes) -> Response {
     let Ok(mut object) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("request body is not JSON");
     };
@@ -343,7 +389,7 @@ pub(crate) async fn create_bundle(State(state): St, body: Bytes) -> Response {
         return invalid(&m);
     }
     object["kind"] = json!("ClusterTrustBundle");
-    object["apiVersion"] = json!("certificates.k8s.io/v1");
+    object["apiVersion"] = json!(v.api_version());
     let created = state
         .store
         .create(Kind::ClusterTrustBundle, "", &name, |rv| {
@@ -363,16 +409,21 @@ pub(crate) async fn create_bundle(State(state): St, body: Bytes) -> Response {
     }
 }
 
-/// `GET /apis/certificates.k8s.io/v1/clustertrustbundles/{name}`.
-pub(crate) async fn get_bundle(State(state): St, Path(name): Path<String>) -> Response {
+/// `GET /apis/certificates.k8s.io/VERSION/clustertrustbundles/{name}`.
+pub(crate) async fn get_bundle(
+    v: CertVersion,
+    State(state): St,
+    Path(name): Path<String>,
+) -> Response {
     match state.store.get(Kind::ClusterTrustBundle, "", &name) {
-        Some(o) => json_response(StatusCode::OK, &o),
+        Some(o) => json_response(StatusCode::OK, &v.stamp(o)),
         None => not_found("clustertrustbundles", "certificates.k8s.io", &name),
     }
 }
 
-/// `PUT /apis/certificates.k8s.io/v1/clustertrustbundles/{name}`.
+/// `PUT /apis/certificates.k8s.io/VERSION/clustertrustbundles/{name}`.
 pub(crate) async fn replace_bundle(
+    v: CertVersion,
     State(state): St,
     Path(name): Path<String>,
     body: Bytes,
@@ -397,7 +448,7 @@ pub(crate) async fn replace_bundle(
             Ok(o)
         });
     match result {
-        Ok(Some(o)) => json_response(StatusCode::OK, &o),
+        Ok(Some(o)) => json_response(StatusCode::OK, &v.stamp(o)),
         Ok(None) => not_found("clustertrustbundles", "certificates.k8s.io", &name),
         Err(r) => r,
     }
@@ -443,30 +494,50 @@ impl super::FakeKube {
     /// API would refuse it.
     pub fn create_pod_certificate_request(&self, r: &PodCertRequest) -> Value {
         use base64::Engine;
-        let mut spec = json!({
-            "signerName": r.signer_name,
-            "podName": r.pod_name,
-            "podUID": r.pod_uid,
-            "serviceAccountName": r.service_account,
-            "serviceAccountUID": super::owners::account_uid(&r.namespace, &r.service_account),
-            "nodeName": r.node_name,
-            "nodeUID": super::owners::node_uid(&r.node_name),
-            "stubPKCS10Request": base64::engine::general_purpose::STANDARD.encode(&r.stub_csr),
-        });
-        if let Some(max) = r.max_expiration_seconds {
-            spec["maxExpirationSeconds"] = json!(max);
-        }
-        if !r.annotations.is_empty() {
-            spec["unverifiedUserAnnotations"] = json!(r.annotations);
-        }
+        let mut spec = kubelet_spec(r);
+        spec["stubPKCS10Request"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(&r.stub_csr));
+        let v = self.state().pcr_faults.versions().preferred();
+        self.admit(r, spec, v)
+    }
+
+    /// Creates a `v1beta1` request in Kubernetes 1.35's form: the key as `pkixPublicKey`
+    /// (DER SubjectPublicKeyInfo) with `proofOfPossession`, no stub CSR (`r.stub_csr` is
+    /// not used). Panics if the API would refuse it.
+    pub fn create_pkix_pod_certificate_request(
+        &self,
+        r: &PodCertRequest,
+        pkix: &[u8],
+        proof: &[u8],
+    ) -> Value {
+        use base64::Engine;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let mut spec = kubelet_spec(r);
+        spec["pkixPublicKey"] = json!(b64.encode(pkix));
+        spec["proofOfPossession"] = json!(b64.encode(proof));
+        self.admit(r, spec, CertVersion::V1beta1)
+    }
+
+    fn admit(&self, r: &PodCertRequest, spec: Value, v: CertVersion) -> Value {
         let object = json!({ "metadata": { "name": r.name }, "spec": spec });
-        match create_pcr(self.state(), &r.namespace, object) {
+        match create_pcr(self.state(), &r.namespace, object, v) {
             Ok(o) => o,
             Err(r) => panic!(
                 "the fake refused the PodCertificateRequest: HTTP {}",
                 r.status()
             ),
         }
+    }
+
+    /// Serves PodCertificateRequests and ClusterTrustBundles in these versions only (from
+    /// the next request on; discovery answers accordingly).
+    pub fn serve_certificate_versions(&self, versions: CertificateVersions) {
+        *self
+            .state()
+            .pcr_faults
+            .versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = versions;
     }
 
     /// A request as stored now.
@@ -511,4 +582,24 @@ impl super::FakeKube {
     pub fn pod_uid(&self, ns: &str, name: &str) -> String {
         super::tokens::stable_uid(&["pod", ns, name])
     }
+}
+
+/// A request's spec as the kubelet fills it in, without the key.
+fn kubelet_spec(r: &PodCertRequest) -> Value {
+    let mut spec = json!({
+            "signerName": r.signer_name,
+        "podName": r.pod_name,
+        "podUID": r.pod_uid,
+        "serviceAccountName": r.service_account,
+        "serviceAccountUID": super::owners::account_uid(&r.namespace, &r.service_account),
+        "nodeName": r.node_name,
+        "nodeUID": super::owners::node_uid(&r.node_name),
+    });
+    if let Some(max) = r.max_expiration_seconds {
+        spec["maxExpirationSeconds"] = json!(max);
+    }
+    if !r.annotations.is_empty() {
+        spec["unverifiedUserAnnotations"] = json!(r.annotations);
+    }
+    spec
 }

@@ -69,7 +69,7 @@ impl RequestKind {
             [
                 "apis",
                 "certificates.k8s.io",
-                "v1",
+                "v1" | "v1beta1",
                 "namespaces",
                 _,
                 "podcertificaterequests",
@@ -79,7 +79,7 @@ impl RequestKind {
             [
                 "apis",
                 "certificates.k8s.io",
-                "v1",
+                "v1" | "v1beta1",
                 "clustertrustbundles",
                 ..,
             ] if method == Method::POST || method == Method::PUT => {

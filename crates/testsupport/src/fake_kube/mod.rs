@@ -6,6 +6,7 @@
 //! it with `use certmint_testsupport::fake_kube;`.
 
 mod authn;
+mod cert_versions;
 mod certificates;
 mod conn;
 mod counters;
@@ -36,6 +37,7 @@ use std::{
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::watch as channel, task::JoinHandle};
 
+pub use cert_versions::CertificateVersions;
 pub use certificates::PodCertRequest;
 pub use counters::RequestKind;
 #[allow(unused_imports)]

@@ -69,7 +69,9 @@ pub(crate) async fn namespaced(
         return bad_request("invalid list or watch query parameters");
     };
     match kind_of(&resource) {
-        Some(kind) if !kind.cluster_scoped() => list_or_watch(&state, kind, Some(ns), &query),
+        Some(kind) if !kind.cluster_scoped() => {
+            list_or_watch(&state, kind, kind.api_version(), Some(ns), &query)
+        }
         _ => unknown_resource(),
     }
 }
@@ -84,7 +86,7 @@ pub(crate) async fn cluster_wide(
         return bad_request("invalid list or watch query parameters");
     };
     match kind_of(&resource) {
-        Some(kind) => list_or_watch(&state, kind, None, &query),
+        Some(kind) => list_or_watch(&state, kind, kind.api_version(), None, &query),
         None => unknown_resource(),
     }
 }
@@ -122,9 +124,11 @@ fn get_stored(state: &ServerState, kind: Kind, ns: &str, name: &str) -> Response
     }
 }
 
+/// A list or watch of `kind`, its objects served as `api_version`.
 pub(crate) fn list_or_watch(
     state: &Arc<ServerState>,
     kind: Kind,
+    api_version: &'static str,
     ns: Option<String>,
     q: &ListQuery,
 ) -> Response {
@@ -135,13 +139,20 @@ pub(crate) fn list_or_watch(
         Err(message) => return bad_request(&message),
     };
     if q.is_watch() {
-        return watch::start(state, kind, ns, fields, q);
+        return watch::start(state, (kind, api_version), ns, fields, q);
     }
     let (items, rv) = state.store.list(kind, ns.as_deref());
-    let items: Vec<Value> = items.into_iter().filter(|o| fields.matches(o)).collect();
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| fields.matches(o))
+        .map(|mut o| {
+            o["apiVersion"] = json!(api_version);
+            o
+        })
+        .collect();
     let list = json!({
         "kind": format!("{}List", kind.name()),
-        "apiVersion": kind.api_version(),
+        "apiVersion": api_version,
         "metadata": { "resourceVersion": rv.to_string() },
         "items": items,
     });

@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{
+    cert_versions::{self, CertVersion},
     certificates::{self, PcrFaults},
     counters::{Counters, RequestKind},
     events::{self, CORE, EVENTS_V1, EventLog},
@@ -122,15 +123,28 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-/// certificates.k8s.io/v1: PodCertificateRequests and ClusterTrustBundles.
+/// certificates.k8s.io: the discovery document of each version, and PodCertificateRequests
+/// and ClusterTrustBundles in `v1` and `v1beta1` (a version not served answers 404).
 fn certificate_routes() -> Router<Arc<ServerState>> {
+    let discovery = Router::new().route(
+        "/apis/certificates.k8s.io/{version}",
+        get(cert_versions::discovery),
+    );
+    CertVersion::ALL
+        .into_iter()
+        .fold(discovery, |r, v| r.merge(versioned_certificate_routes(v)))
+}
+
+fn versioned_certificate_routes(v: CertVersion) -> Router<Arc<ServerState>> {
     use super::store::Kind;
-    let v1 = "/apis/certificates.k8s.io/v1";
-    let pcrs = format!("{v1}/namespaces/{{ns}}/podcertificaterequests");
+    let base = format!("/apis/certificates.k8s.io/{}", v.as_str());
+    let pcrs = format!("{base}/namespaces/{{ns}}/podcertificaterequests");
     Router::new()
         .route(
-            &format!("{v1}/podcertificaterequests"),
-            get(|s: St, q: ListQ| certificates::list_all(Kind::PodCertificateRequest, s, q)),
+            &format!("{base}/podcertificaterequests"),
+            get(|v: CertVersion, s: St, q: ListQ| {
+                certificates::list_all(Kind::PodCertificateRequest, v, s, q)
+            }),
         )
         .route(
             &pcrs,
@@ -142,12 +156,14 @@ fn certificate_routes() -> Router<Arc<ServerState>> {
             axum::routing::put(certificates::update_status),
         )
         .route(
-            &format!("{v1}/clustertrustbundles"),
-            get(|s: St, q: ListQ| certificates::list_all(Kind::ClusterTrustBundle, s, q))
-                .post(certificates::create_bundle),
+            &format!("{base}/clustertrustbundles"),
+            get(|v: CertVersion, s: St, q: ListQ| {
+                certificates::list_all(Kind::ClusterTrustBundle, v, s, q)
+            })
+            .post(certificates::create_bundle),
         )
         .route(
-            &format!("{v1}/clustertrustbundles/{{name}}"),
+            &format!("{base}/clustertrustbundles/{{name}}"),
             get(certificates::get_bundle).put(certificates::replace_bundle),
         )
 }

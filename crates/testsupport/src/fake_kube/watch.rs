@@ -31,7 +31,7 @@ type Line = Result<Bytes, io::Error>;
 /// is too old, else a streaming response fed by a spawned task.
 pub(crate) fn start(
     state: &Arc<ServerState>,
-    kind: Kind,
+    (kind, api_version): (Kind, &'static str),
     ns: Option<String>,
     fields: FieldSelector,
     q: &ListQuery,
@@ -60,6 +60,7 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::channel::<Line>(64);
     let task = WatchTask {
         kind,
+        api_version,
         ns,
         fields,
         tx,
@@ -87,6 +88,8 @@ struct Options {
 
 struct WatchTask {
     kind: Kind,
+    /// The apiVersion objects are sent as.
+    api_version: &'static str,
     ns: Option<String>,
     fields: FieldSelector,
     tx: mpsc::Sender<Line>,
@@ -166,7 +169,13 @@ impl WatchTask {
         if !in_scope || !self.fields.matches(&change.object) {
             return true;
         }
-        let event = json!({ "type": change.change.as_str(), "object": change.object });
+        let event = if change.object["apiVersion"] == self.api_version {
+            json!({ "type": change.change.as_str(), "object": change.object })
+        } else {
+            let mut object = change.object.clone();
+            object["apiVersion"] = json!(self.api_version);
+            json!({ "type": change.change.as_str(), "object": object })
+        };
         self.tx.send(Ok(line(&event))).await.is_ok()
     }
 

@@ -15,6 +15,9 @@ struct Disk {
     fail: AtomicBool,
     /// Each write takes 300 ms (a slow disk).
     slow: AtomicBool,
+    /// Writes wait while this is set (a disk that hangs), and count as started.
+    hold: AtomicBool,
+    started: std::sync::atomic::AtomicUsize,
     /// `undo` fails (a file whose truncate fails too).
     undo_fails: AtomicBool,
     /// `reserve` succeeds even while writes fail.
@@ -32,6 +35,8 @@ impl Disk {
             before: Mutex::new(0),
             fail: AtomicBool::new(false),
             slow: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
+            started: std::sync::atomic::AtomicUsize::new(0),
             undo_fails: AtomicBool::new(false),
             lies: AtomicBool::new(false),
             cap,
@@ -62,6 +67,10 @@ impl Disk {
 
 impl Sink for Handle {
     fn write(&mut self, batch: &[u8]) -> io::Result<()> {
+        self.0.started.fetch_add(1, Ordering::AcqRel);
+        while self.0.hold.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if self.0.slow.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(300));
         }
@@ -163,6 +172,8 @@ fn serials(d: &Disk) -> Vec<String> {
 }
 
 const WAIT: Duration = Duration::from_secs(5);
+/// For waits on other threads under load (CI runs two builds beside the tests).
+const LONG: Duration = Duration::from_secs(30);
 
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     eventually_within(Duration::from_secs(5), what, cond).await
@@ -357,20 +368,25 @@ async fn a_record_the_full_queue_never_took_is_counted_in_the_next_gap() {
         &[&disk],
     );
     log.record_issued(issued(1, "web"), WAIT).await.unwrap();
-    disk.slow.store(true, Ordering::Release);
-    // The writer is busy with 2, 3 waits in the queue, 4 finds the queue full.
-    let busy: Vec<_> = (2..4)
-        .map(|n| {
-            let log = log.clone();
-            tokio::spawn(async move { log.record_issued(issued(n, "web"), WAIT).await })
-        })
-        .collect();
-    eventually("the queue is full", || log.tx.capacity() == 0).await;
+    // The writer hangs in the write of 2, 3 waits in the queue, 4 finds the queue full.
+    disk.hold.store(true, Ordering::Release);
+    let before = disk.started.load(Ordering::Acquire);
+    let spawn = |n| {
+        let log = log.clone();
+        tokio::spawn(async move { log.record_issued(issued(n, "web"), LONG).await })
+    };
+    let mut busy = vec![spawn(2)];
+    eventually_within(LONG, "the writer is in the write of 2", || {
+        disk.started.load(Ordering::Acquire) > before
+    })
+    .await;
+    busy.push(spawn(3));
+    eventually_within(LONG, "the queue is full", || log.tx.capacity() == 0).await;
     let err = log
         .record_issued(issued(4, "web"), Duration::from_millis(50))
         .await;
     assert!(matches!(err, Err(AuditError::Unavailable)), "{err:?}");
-    disk.slow.store(false, Ordering::Release);
+    disk.hold.store(false, Ordering::Release);
     for b in busy {
         b.await.unwrap().unwrap();
     }

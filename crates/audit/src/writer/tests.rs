@@ -13,8 +13,6 @@ struct Disk {
     data: Mutex<Vec<u8>>,
     before: Mutex<usize>,
     fail: AtomicBool,
-    /// Each write takes 300 ms (a slow disk).
-    slow: AtomicBool,
     /// Writes wait while this is set (a disk that hangs), and count as started.
     hold: AtomicBool,
     started: std::sync::atomic::AtomicUsize,
@@ -34,7 +32,6 @@ impl Disk {
             data: Mutex::new(Vec::new()),
             before: Mutex::new(0),
             fail: AtomicBool::new(false),
-            slow: AtomicBool::new(false),
             hold: AtomicBool::new(false),
             started: std::sync::atomic::AtomicUsize::new(0),
             undo_fails: AtomicBool::new(false),
@@ -70,9 +67,6 @@ impl Sink for Handle {
         self.0.started.fetch_add(1, Ordering::AcqRel);
         while self.0.hold.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(5));
-        }
-        if self.0.slow.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(300));
         }
         if self.0.full(batch.len()) {
             return Err(io::Error::other("no space left on test disk"));
@@ -286,19 +280,23 @@ async fn a_disk_that_takes_a_checkpoint_but_not_a_record_stays_unhealthy() {
 async fn a_record_that_came_after_the_caller_gave_up_says_it_was_not_delivered() {
     let disk = Disk::new(true, usize::MAX);
     let log = start(OnFailure::Refuse, &[&disk]);
-    disk.slow.store(true, Ordering::Release);
+    disk.hold.store(true, Ordering::Release);
+    let before = disk.started.load(Ordering::Acquire);
     let first = tokio::spawn({
         let log = log.clone();
-        async move { log.record_issued(issued(1, "web"), WAIT).await }
+        async move { log.record_issued(issued(1, "web"), LONG).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually_within(LONG, "the writer is in the write of 1", || {
+        disk.started.load(Ordering::Acquire) > before
+    })
+    .await;
     // The writer is busy with the first record: this one's wait runs out in the queue.
     let err = log
         .record_issued(issued(2, "web"), Duration::from_millis(100))
         .await;
     assert!(matches!(err, Err(AuditError::Unavailable)), "{err:?}");
+    disk.hold.store(false, Ordering::Release);
     first.await.unwrap().unwrap();
-    disk.slow.store(false, Ordering::Release);
     log.close().await;
     let certify: Vec<_> = disk
         .records()

@@ -1,4 +1,5 @@
-//! certificates.k8s.io PodCertificateRequests and ClusterTrustBundles, in `v1` and/or
+//! certificates.k8s.io PodCertificateRequests (ClusterTrustBundles: `trust_bundles.rs`; the
+//! test's side, as the kubelet: `kubelet.rs`), in `v1` and/or
 //! `v1beta1` (`cert_versions.rs`; one store, each answer in the version asked): created as the
 //! kubelet (or an admin) would, listed and watched with a `spec.signerName` field selector,
 //! and the `/status` subresource with the API server's validation: a status is immutable
@@ -49,7 +50,7 @@ impl PcrFaults {
     }
 }
 
-type St = State<Arc<ServerState>>;
+pub(super) type St = State<Arc<ServerState>>;
 
 fn query_or_400(query: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, Response> {
     query
@@ -121,7 +122,7 @@ pub(crate) async fn create_request(
 }
 
 /// Admits and stores a new request: defaults, required fields, no status.
-fn create_pcr(
+pub(super) fn create_pcr(
     state: &ServerState,
     ns: &str,
     mut object: Value,
@@ -246,7 +247,7 @@ fn take_one(n: &AtomicU32) -> bool {
 }
 
 /// A write naming a resourceVersion must name the current one.
-fn check_version(cur: &Value, sent: &Value, name: &str) -> Result<(), Response> {
+pub(super) fn check_version(cur: &Value, sent: &Value, name: &str) -> Result<(), Response> {
     match sent["metadata"]["resourceVersion"].as_str() {
         Some(rv) if rv != cur["metadata"]["resourceVersion"] => Err(failure(
             409,
@@ -259,7 +260,7 @@ fn check_version(cur: &Value, sent: &Value, name: &str) -> Result<(), Response> 
     }
 }
 
-fn invalid(message: &str) -> Response {
+pub(super) fn invalid(message: &str) -> Response {
     failure(422, "Invalid", message)
 }
 
@@ -373,233 +374,4 @@ fn same_key(stub_b64: &str, spki: &[u8]) -> bool {
     };
     X509CertificationRequest::from_der(&der)
         .is_ok_and(|(_, csr)| csr.certification_request_info.subject_pki.raw == spki)
-}
-
-// ----- ClusterTrustBundles -----
-
-/// `POST /apis/certificates.k8s.io/VERSION/clustertrustbundles`.
-pub(crate) async fn create_bundle(v: CertVersion, State(state): St, body: Bytes) -> Response {
-    let Ok(mut object) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("request body is not JSON");
-    };
-    let Some(name) = object["metadata"]["name"].as_str().map(str::to_owned) else {
-        return invalid("metadata.name: Required value");
-    };
-    if let Err(m) = validate_bundle(&name, &object) {
-        return invalid(&m);
-    }
-    object["kind"] = json!("ClusterTrustBundle");
-    object["apiVersion"] = json!(v.api_version());
-    let created = state
-        .store
-        .create(Kind::ClusterTrustBundle, "", &name, |rv| {
-            let meta = &mut object["metadata"];
-            meta["uid"] = json!(random_uid());
-            meta["creationTimestamp"] = json!(timestamp_now());
-            meta["resourceVersion"] = json!(rv.to_string());
-            object
-        });
-    match created {
-        Ok(o) => json_response(StatusCode::CREATED, &o),
-        Err(()) => failure(
-            409,
-            "AlreadyExists",
-            &format!("clustertrustbundles.certificates.k8s.io \"{name}\" already exists"),
-        ),
-    }
-}
-
-/// `GET /apis/certificates.k8s.io/VERSION/clustertrustbundles/{name}`.
-pub(crate) async fn get_bundle(
-    v: CertVersion,
-    State(state): St,
-    Path(name): Path<String>,
-) -> Response {
-    match state.store.get(Kind::ClusterTrustBundle, "", &name) {
-        Some(o) => json_response(StatusCode::OK, &v.stamp(o)),
-        None => not_found("clustertrustbundles", "certificates.k8s.io", &name),
-    }
-}
-
-/// `PUT /apis/certificates.k8s.io/VERSION/clustertrustbundles/{name}`.
-pub(crate) async fn replace_bundle(
-    v: CertVersion,
-    State(state): St,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    let Ok(sent) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("request body is not JSON");
-    };
-    if let Err(m) = validate_bundle(&name, &sent) {
-        return invalid(&m);
-    }
-    let result = state
-        .store
-        .update(Kind::ClusterTrustBundle, "", &name, |cur, rv| {
-            check_version(cur, &sent, &name)?;
-            if cur["spec"]["signerName"] != sent["spec"]["signerName"] {
-                return Err(invalid("spec.signerName: field is immutable"));
-            }
-            let mut o = cur.clone();
-            o["spec"] = sent["spec"].clone();
-            o["metadata"]["labels"] = sent["metadata"]["labels"].clone();
-            o["metadata"]["resourceVersion"] = json!(rv.to_string());
-            Ok(o)
-        });
-    match result {
-        Ok(Some(o)) => json_response(StatusCode::OK, &v.stamp(o)),
-        Ok(None) => not_found("clustertrustbundles", "certificates.k8s.io", &name),
-        Err(r) => r,
-    }
-}
-
-/// A bundle names its signer as its name's prefix and holds only CERTIFICATE blocks.
-fn validate_bundle(name: &str, object: &Value) -> Result<(), String> {
-    if let Some(signer) = object["spec"]["signerName"].as_str() {
-        let prefix = format!("{}:", signer.replace('/', ":"));
-        if !name.starts_with(&prefix) {
-            return Err(format!("metadata.name: must start with {prefix:?}"));
-        }
-    }
-    let pem_text = object["spec"]["trustBundle"].as_str().unwrap_or("");
-    match pem::parse_many(pem_text) {
-        Ok(blocks) if !blocks.is_empty() && blocks.iter().all(|b| b.tag() == "CERTIFICATE") => {
-            Ok(())
-        }
-        _ => Err("spec.trustBundle: must hold one or more CERTIFICATE blocks".into()),
-    }
-}
-
-// ----- the test's side -----
-
-/// A PodCertificateRequest as the kubelet makes it for a pod's `podCertificate` volume.
-#[derive(Clone, Debug)]
-pub struct PodCertRequest {
-    pub namespace: String,
-    pub name: String,
-    pub signer_name: String,
-    pub pod_name: String,
-    pub pod_uid: String,
-    pub service_account: String,
-    pub node_name: String,
-    pub max_expiration_seconds: Option<i64>,
-    /// The stub CSR, DER.
-    pub stub_csr: Vec<u8>,
-    pub annotations: std::collections::BTreeMap<String, String>,
-}
-
-impl super::FakeKube {
-    /// Creates a request as the kubelet would (defaults applied, no status). Panics if the
-    /// API would refuse it.
-    pub fn create_pod_certificate_request(&self, r: &PodCertRequest) -> Value {
-        use base64::Engine;
-        let mut spec = kubelet_spec(r);
-        spec["stubPKCS10Request"] =
-            json!(base64::engine::general_purpose::STANDARD.encode(&r.stub_csr));
-        let v = self.state().pcr_faults.versions().preferred();
-        self.admit(r, spec, v)
-    }
-
-    /// Creates a `v1beta1` request in Kubernetes 1.35's form: the key as `pkixPublicKey`
-    /// (DER SubjectPublicKeyInfo) with `proofOfPossession`, no stub CSR (`r.stub_csr` is
-    /// not used). Panics if the API would refuse it.
-    pub fn create_pkix_pod_certificate_request(
-        &self,
-        r: &PodCertRequest,
-        pkix: &[u8],
-        proof: &[u8],
-    ) -> Value {
-        use base64::Engine;
-        let b64 = &base64::engine::general_purpose::STANDARD;
-        let mut spec = kubelet_spec(r);
-        spec["pkixPublicKey"] = json!(b64.encode(pkix));
-        spec["proofOfPossession"] = json!(b64.encode(proof));
-        self.admit(r, spec, CertVersion::V1beta1)
-    }
-
-    fn admit(&self, r: &PodCertRequest, spec: Value, v: CertVersion) -> Value {
-        let object = json!({ "metadata": { "name": r.name }, "spec": spec });
-        match create_pcr(self.state(), &r.namespace, object, v) {
-            Ok(o) => o,
-            Err(r) => panic!(
-                "the fake refused the PodCertificateRequest: HTTP {}",
-                r.status()
-            ),
-        }
-    }
-
-    /// Serves PodCertificateRequests and ClusterTrustBundles in these versions only (from
-    /// the next request on; discovery answers accordingly).
-    pub fn serve_certificate_versions(&self, versions: CertificateVersions) {
-        *self
-            .state()
-            .pcr_faults
-            .versions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = versions;
-    }
-
-    /// A request as stored now.
-    pub fn pod_certificate_request(&self, ns: &str, name: &str) -> Option<Value> {
-        self.state()
-            .store
-            .get(Kind::PodCertificateRequest, ns, name)
-    }
-
-    /// Every request, in every namespace.
-    pub fn pod_certificate_requests(&self) -> Vec<Value> {
-        self.state().store.list(Kind::PodCertificateRequest, None).0
-    }
-
-    /// A ClusterTrustBundle as stored now.
-    pub fn cluster_trust_bundle(&self, name: &str) -> Option<Value> {
-        self.state().store.get(Kind::ClusterTrustBundle, "", name)
-    }
-
-    /// The next `n` status writes meet a concurrent change: the request's resourceVersion
-    /// moves on just before, and the write is answered 409 Conflict.
-    pub fn conflict_next_status_writes(&self, n: u32) {
-        self.state().pcr_faults.conflicts.store(n, Ordering::SeqCst);
-    }
-
-    /// Sets a request's status directly, as another signer would (no validation, no HTTP
-    /// request counted).
-    pub fn set_pod_certificate_status(&self, ns: &str, name: &str, status: Value) {
-        let updated =
-            self.state()
-                .store
-                .update(Kind::PodCertificateRequest, ns, name, |cur, rv| {
-                    let mut o = cur.clone();
-                    o["status"] = status;
-                    o["metadata"]["resourceVersion"] = json!(rv.to_string());
-                    Ok::<_, ()>(o)
-                });
-        assert!(matches!(updated, Ok(Some(_))), "no request {ns}/{name}");
-    }
-
-    /// The uid of the pod `put_pod` made for `ns/name`.
-    pub fn pod_uid(&self, ns: &str, name: &str) -> String {
-        super::tokens::stable_uid(&["pod", ns, name])
-    }
-}
-
-/// A request's spec as the kubelet fills it in, without the key.
-fn kubelet_spec(r: &PodCertRequest) -> Value {
-    let mut spec = json!({
-            "signerName": r.signer_name,
-        "podName": r.pod_name,
-        "podUID": r.pod_uid,
-        "serviceAccountName": r.service_account,
-        "serviceAccountUID": super::owners::account_uid(&r.namespace, &r.service_account),
-        "nodeName": r.node_name,
-        "nodeUID": super::owners::node_uid(&r.node_name),
-    });
-    if let Some(max) = r.max_expiration_seconds {
-        spec["maxExpirationSeconds"] = json!(max);
-    }
-    if !r.annotations.is_empty() {
-        spec["unverifiedUserAnnotations"] = json!(r.annotations);
-    }
-    spec
 }

@@ -13,6 +13,7 @@ mod counters;
 mod events;
 mod faults;
 mod kubeconfig;
+mod kubelet;
 mod outage;
 mod owners;
 mod resources;
@@ -25,6 +26,7 @@ mod status;
 mod store;
 mod tls;
 mod tokens;
+mod trust_bundles;
 mod watch;
 
 use std::{
@@ -38,10 +40,10 @@ use serde_json::Value;
 use tokio::{net::TcpListener, sync::watch as channel, task::JoinHandle};
 
 pub use cert_versions::CertificateVersions;
-pub use certificates::PodCertRequest;
 pub use counters::RequestKind;
 #[allow(unused_imports)]
 pub use faults::Fault;
+pub use kubelet::PodCertRequest;
 #[allow(unused_imports)]
 pub use outage::Outage;
 #[allow(unused_imports)]

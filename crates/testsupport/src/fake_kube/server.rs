@@ -27,6 +27,7 @@ use super::{
     status::{failure, json_response},
     store::Store,
     tokens::ISSUER,
+    trust_bundles,
 };
 
 pub(crate) struct ServerState {
@@ -160,11 +161,11 @@ fn versioned_certificate_routes(v: CertVersion) -> Router<Arc<ServerState>> {
             get(|v: CertVersion, s: St, q: ListQ| {
                 certificates::list_all(Kind::ClusterTrustBundle, v, s, q)
             })
-            .post(certificates::create_bundle),
+            .post(trust_bundles::create_bundle),
         )
         .route(
             &format!("{base}/clustertrustbundles/{{name}}"),
-            get(certificates::get_bundle).put(certificates::replace_bundle),
+            get(trust_bundles::get_bundle).put(trust_bundles::replace_bundle),
         )
 }
 

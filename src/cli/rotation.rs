@@ -209,7 +209,7 @@ pub(crate) async fn fetch(admin: &str) -> anyhow::Result<TrustReport> {
     let answer = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
         .await
         .with_context(|| format!("{url} did not answer within 10 s"))?
-        .with_context(|| format!("cannot reach certmint's admin endpoint {url}"))?;
+        .with_context(|| format!("cannot reach certmint's admin endpoint {url} (port-forward it: kubectl -n certmint port-forward deploy/certmint 9990; or use --kubernetes)"))?;
     if !answer.status().is_success() {
         bail!("{url} answered {}", answer.status());
     }

@@ -44,10 +44,7 @@ pub fn router(
 
 async fn trust_json(State(s): State<AdminState>) -> impl IntoResponse {
     let report = match &s.trust {
-        Some(index) => {
-            let active = s.store.load().map(|st| st.issuer.anchor_fingerprint());
-            index.report(active)
-        }
+        Some(index) => index.report(s.store.load().as_deref()),
         None => TrustReport::default(),
     };
     axum::Json(report)

@@ -297,31 +297,20 @@ async fn requests_that_do_not_match_their_pod_are_denied_with_the_reason() {
         .insert("example.com/flavour".into(), "spicy".into());
     k.create_pod_certificate_request(&annotated);
 
-    assert!(
-        denied_with(k, "other-node", "PodMismatch")
-            .await
-            .contains("runs on node node-a")
-    );
-    assert!(
-        denied_with(k, "other-sa", "PodMismatch")
-            .await
-            .contains("service account web")
-    );
-    assert!(
-        denied_with(k, "missing", "PodNotFound")
-            .await
-            .contains("shop/ghost-0")
-    );
-    assert!(
-        denied_with(k, "uid-mismatch", "PodUIDMismatch")
-            .await
-            .contains("an-older-pod-uid")
-    );
-    assert!(
-        denied_with(k, "annotated", "UnsupportedUserAnnotation")
-            .await
-            .contains("example.com/flavour")
-    );
+    for (request, reason, says) in [
+        ("other-node", "PodMismatch", "runs on node node-a"),
+        ("other-sa", "PodMismatch", "service account web"),
+        ("missing", "PodNotFound", "shop/ghost-0"),
+        ("uid-mismatch", "PodUIDMismatch", "an-older-pod-uid"),
+        (
+            "annotated",
+            "UnsupportedUserAnnotation",
+            "example.com/flavour",
+        ),
+    ] {
+        let message = denied_with(k, request, reason).await;
+        assert!(message.contains(says), "{request}: {message}");
+    }
 }
 
 #[tokio::test]

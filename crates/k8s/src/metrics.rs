@@ -182,6 +182,7 @@ impl Metrics {
     }
 
     /// 1 while an issuer is held, for any reason.
+    #[cfg(test)]
     pub fn pending(&self) -> i64 {
         HoldReason::ALL
             .iter()

@@ -359,7 +359,10 @@ impl Reloader {
         self.count_anchors(source, Reload::Applied);
         if let Some(index) = &self.trust {
             let early = self.removed_early(st, index, &anchors);
-            index.bundle_applied(anchors.certs().iter().map(anchor_info).collect(), early);
+            index.bundle_applied(
+                anchors.certs().iter().map(|c| sha256(&c.der)).collect(),
+                early,
+            );
             let early = i64::try_from(index.removed_early_now()).unwrap_or(i64::MAX);
             self.metrics.anchors_removed_early.set(early);
         }
@@ -570,7 +573,6 @@ fn anchor_info(c: &certmint_core::ca::cert::CertInfo) -> crate::trust::index::An
     crate::trust::index::AnchorInfo {
         fingerprint: sha256(&c.der),
         subject: c.subject.clone(),
-        not_after: c.not_after,
     }
 }
 
@@ -999,7 +1001,7 @@ mod tests {
             Some(now() + DAY)
         );
         assert_eq!(index.safe_to_remove_at(&fingerprint(&new), true), None);
-        let report = index.report(Some(fingerprint(&new)));
+        let report = index.report(f.store.load().as_deref());
         assert_eq!(report.removed_early.len(), 1);
         assert_eq!(
             (
@@ -1014,7 +1016,7 @@ mod tests {
             format!("{}{}", old.cert_pem, new.cert_pem).as_bytes(),
         );
         assert_eq!(f.metrics.anchors_removed_early.get(), 0);
-        let report = index.report(Some(fingerprint(&new)));
+        let report = index.report(f.store.load().as_deref());
         assert!(report.removed_early.is_empty());
         let roles: Vec<_> = report
             .anchors

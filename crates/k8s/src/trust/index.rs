@@ -1,14 +1,16 @@
 //! The trust index: what every running meshed pod trusts now, answering the reloader's
 //! interlock question ([`TrustGate`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
 
+use certmint_core::ca::{CaState, cert::CertInfo};
 use certmint_core::clock::Clock;
+use certmint_core::digest::sha256;
 use certmint_core::trust::{
     BundleHistory, Fingerprint, Hold, TrustGate, TrustSource, TrustView, Workload, held_since,
 };
@@ -34,8 +36,9 @@ pub struct TrustIndex {
     /// Anchors whose issuer certmint stopped signing with, and when: leaves under them
     /// live one leaf lifetime longer.
     retired: RwLock<HashMap<Fingerprint, SystemTime>>,
-    /// The bundle certmint serves now, and the anchors it dropped too early.
-    bundle: RwLock<Bundle>,
+    /// Anchors the bundle dropped while leaves under them lived, with the time each would
+    /// have been safe to drop.
+    removed_early: RwLock<Vec<(AnchorInfo, SystemTime)>>,
     /// When this index began: a process cannot know whether an earlier one signed under an
     /// anchor, so every anchor it did not see retired counts as used until then.
     started: SystemTime,
@@ -44,19 +47,11 @@ pub struct TrustIndex {
     clock: Arc<dyn Clock>,
 }
 
-/// One anchor, as the reports name it.
+/// An anchor no longer in the bundle, as the reports name it.
 #[derive(Clone, Debug)]
 pub struct AnchorInfo {
     pub fingerprint: Fingerprint,
     pub subject: String,
-    pub not_after: SystemTime,
-}
-
-#[derive(Default)]
-struct Bundle {
-    anchors: Vec<AnchorInfo>,
-    /// Dropped while leaves under them lived, with the time they would have been safe.
-    removed_early: Vec<(AnchorInfo, SystemTime)>,
 }
 
 #[derive(Default)]
@@ -90,7 +85,7 @@ impl TrustIndex {
             synced: AtomicBool::new(false),
             pending: RwLock::new(None),
             retired: RwLock::default(),
-            bundle: RwLock::default(),
+            removed_early: RwLock::default(),
             started: clock.now(),
             leaf_lifetime,
             clock,
@@ -200,35 +195,30 @@ impl TrustIndex {
     /// each would have been safe to drop.
     pub fn bundle_applied(
         &self,
-        anchors: Vec<AnchorInfo>,
+        anchors: BTreeSet<Fingerprint>,
         removed_early: Vec<(AnchorInfo, SystemTime)>,
     ) {
         let now = self.clock.now();
-        let set = anchors.iter().map(|a| a.fingerprint).collect();
-        self.write().served.observe(now, Some(set));
-        let mut bundle = self.bundle.write().unwrap_or_else(|e| e.into_inner());
-        // An anchor put back is no longer missing.
-        bundle
+        let mut early = self
             .removed_early
-            .retain(|(r, _)| !anchors.iter().any(|a| a.fingerprint == r.fingerprint));
-        for (gone, safe) in removed_early {
-            bundle
-                .removed_early
-                .retain(|(r, _)| r.fingerprint != gone.fingerprint);
-            bundle.removed_early.push((gone, safe));
-        }
-        bundle.anchors = anchors;
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        // An anchor put back is no longer missing; one dropped again has its new time.
+        early.retain(|(r, _)| {
+            !anchors.contains(&r.fingerprint)
+                && !removed_early
+                    .iter()
+                    .any(|(g, _)| g.fingerprint == r.fingerprint)
+        });
+        early.extend(removed_early);
+        self.write().served.observe(now, Some(anchors));
     }
 
     /// Anchors dropped too early whose leaves still live now.
     pub fn removed_early_now(&self) -> usize {
         let now = self.clock.now();
-        let bundle = self.bundle.read().unwrap_or_else(|e| e.into_inner());
-        bundle
-            .removed_early
-            .iter()
-            .filter(|(_, s)| *s > now)
-            .count()
+        let early = self.removed_early.read().unwrap_or_else(|e| e.into_inner());
+        early.iter().filter(|(_, s)| *s > now).count()
     }
 
     /// The running meshed workloads and what they trust, now.
@@ -348,8 +338,9 @@ impl TrustIndex {
     }
 
     /// Who trusts what, against the active issuer's anchor and the held one's, and when
-    /// each anchor of the bundle may leave it.
-    pub fn report(&self, active: Option<Fingerprint>) -> TrustReport {
+    /// each anchor of the bundle in use (`state`) may leave it.
+    pub fn report(&self, state: Option<&CaState>) -> TrustReport {
+        let active = state.map(|s| s.issuer.anchor_fingerprint());
         let pending = self
             .pending
             .read()
@@ -357,7 +348,8 @@ impl TrustIndex {
             .clone();
         let hex = |f: &Fingerprint| certmint_core::digest::hex(f);
         let view = self.view();
-        let (anchors, removed_early) = self.anchor_reports(&view, active, pending.as_ref());
+        let bundle = state.map_or(&[][..], |s| s.anchors.certs());
+        let (anchors, removed_early) = self.anchor_reports(&view, bundle, active, pending.as_ref());
         let workloads = view
             .workloads
             .iter()
@@ -394,41 +386,41 @@ impl TrustIndex {
     fn anchor_reports(
         &self,
         view: &TrustView,
+        bundle: &[CertInfo],
         active: Option<Fingerprint>,
         pending: Option<&(String, Fingerprint)>,
     ) -> (Vec<AnchorReport>, Vec<RemovedAnchor>) {
         use certmint_core::ca::fmt_time;
         let now = self.clock.now();
-        let bundle = self.bundle.read().unwrap_or_else(|e| e.into_inner());
         let retired = self
             .retired
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let anchors = bundle
-            .anchors
             .iter()
             .map(|a| {
+                let fp = sha256(&a.der);
                 let issuer = match (active, pending) {
-                    (Some(f), _) if f == a.fingerprint => Some("active"),
-                    (_, Some((_, f))) if *f == a.fingerprint => Some("pending"),
+                    (Some(f), _) if f == fp => Some("active"),
+                    (_, Some((_, f))) if *f == fp => Some("pending"),
                     _ => None,
                 };
-                let safe = self.safe_to_remove_at(&a.fingerprint, issuer.is_some());
+                let safe = self.safe_to_remove_at(&fp, issuer.is_some());
                 AnchorReport {
-                    fingerprint: certmint_core::digest::hex(&a.fingerprint),
+                    fingerprint: certmint_core::digest::hex(&fp),
                     subject: a.subject.clone(),
                     not_after: fmt_time(a.not_after),
                     issuer: issuer.map(str::to_owned),
-                    retired_at: retired.get(&a.fingerprint).map(|t| fmt_time(*t)),
+                    retired_at: retired.get(&fp).map(|t| fmt_time(*t)),
                     safe_to_remove_at: safe.map(fmt_time),
                     safe_to_remove_now: safe.is_some_and(|s| s <= now),
-                    untrusting: view.not_trusting(&a.fingerprint).count(),
+                    untrusting: view.not_trusting(&fp).count(),
                 }
             })
             .collect();
-        let removed = bundle
-            .removed_early
+        let early = self.removed_early.read().unwrap_or_else(|e| e.into_inner());
+        let removed = early
             .iter()
             .filter(|(_, safe)| *safe > now)
             .map(|(a, safe)| RemovedAnchor {
@@ -457,13 +449,9 @@ impl TrustGate for TrustIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trust::pod::tests::{pod, proxy, root_pem};
-    use crate::trust::pod::{ISTIO_PROXY, LINKERD_PROXY, TRUST_ANCHORS_ENV};
-    use k8s_openapi::api::core::v1::{
-        ConfigMapKeySelector, Container, ContainerState, ContainerStateRunning, ContainerStatus,
-        EnvVar, EnvVarSource, PodStatus,
-    };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use crate::trust::pod::tests::{pod, proxy, root_pem, time};
+    use crate::trust::pod::{ISTIO_PROXY, TRUST_ANCHORS_ENV};
+    use k8s_openapi::api::core::v1::{Container, EnvVar, PodStatus};
 
     /// A clock the test moves.
     struct Clock(std::sync::Mutex<SystemTime>);
@@ -490,37 +478,7 @@ mod tests {
     }
 
     fn from_config_map(started: SystemTime) -> (Container, PodStatus) {
-        let c = proxy(EnvVar {
-            name: TRUST_ANCHORS_ENV.into(),
-            value_from: Some(EnvVarSource {
-                config_map_key_ref: Some(ConfigMapKeySelector {
-                    name: "roots".into(),
-                    key: "ca-bundle.crt".into(),
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        });
-        let secs = started
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let at = Time(k8s_openapi::jiff::Timestamp::from_second(secs as i64).unwrap());
-        let status = PodStatus {
-            container_statuses: Some(vec![ContainerStatus {
-                name: LINKERD_PROXY.into(),
-                state: Some(ContainerState {
-                    running: Some(ContainerStateRunning {
-                        started_at: Some(at),
-                    }),
-                    ..ContainerState::default()
-                }),
-                ..ContainerStatus::default()
-            }]),
-            ..PodStatus::default()
-        };
-        (c, status)
+        crate::trust::pod::tests::from_config_map("roots", time(started))
     }
 
     #[test]
@@ -590,11 +548,6 @@ mod tests {
             None,
             "every Istio workload renewed since"
         );
-    }
-
-    fn time(t: SystemTime) -> Time {
-        let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-        Time(k8s_openapi::jiff::Timestamp::from_second(secs as i64).unwrap())
     }
 
     /// A pod started at `started` mounting the ClusterTrustBundle of `signer`.
@@ -669,15 +622,6 @@ mod tests {
 
     /// certmint serves the anchors of `pem`.
     fn serve(index: &TrustIndex, pem: &str) {
-        let anchors = fingerprints(pem)
-            .unwrap()
-            .into_iter()
-            .map(|fingerprint| AnchorInfo {
-                fingerprint,
-                subject: "CN=anchor".into(),
-                not_after: SystemTime::UNIX_EPOCH,
-            })
-            .collect();
-        index.bundle_applied(anchors, Vec::new());
+        index.bundle_applied(fingerprints(pem).unwrap(), Vec::new());
     }
 }

@@ -163,6 +163,43 @@ pub(super) mod tests {
         }
     }
 
+    /// A proxy taking its bundle from `configmap`'s `ca-bundle.crt` at start, and a status
+    /// saying it started at `started`.
+    pub(crate) fn from_config_map(configmap: &str, started: Time) -> (Container, PodStatus) {
+        let c = proxy(EnvVar {
+            name: TRUST_ANCHORS_ENV.into(),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: configmap.into(),
+                    key: "ca-bundle.crt".into(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+        let status = PodStatus {
+            container_statuses: Some(vec![ContainerStatus {
+                name: LINKERD_PROXY.into(),
+                state: Some(ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: Some(started),
+                    }),
+                    ..ContainerState::default()
+                }),
+                ..ContainerStatus::default()
+            }]),
+            ..PodStatus::default()
+        };
+        (c, status)
+    }
+
+    /// `t` in whole seconds, as the API reports times.
+    pub(crate) fn time(t: std::time::SystemTime) -> Time {
+        let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs as i64).unwrap())
+    }
+
     #[test]
     fn the_literal_bundle_counts_the_certificates_that_parse() {
         let (a, b) = (root_pem(), root_pem());
@@ -181,33 +218,10 @@ pub(super) mod tests {
 
     #[test]
     fn a_bundle_from_a_config_map_is_known_by_the_proxy_start_time() {
-        let env = EnvVar {
-            name: TRUST_ANCHORS_ENV.into(),
-            value_from: Some(EnvVarSource {
-                config_map_key_ref: Some(ConfigMapKeySelector {
-                    name: "linkerd-identity-trust-roots".into(),
-                    key: "ca-bundle.crt".into(),
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        };
-        let mut p = pod(vec![proxy(env)]);
         let started = Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap());
-        p.status = Some(PodStatus {
-            container_statuses: Some(vec![ContainerStatus {
-                name: LINKERD_PROXY.into(),
-                state: Some(ContainerState {
-                    running: Some(ContainerStateRunning {
-                        started_at: Some(started.clone()),
-                    }),
-                    ..ContainerState::default()
-                }),
-                ..ContainerStatus::default()
-            }]),
-            ..PodStatus::default()
-        });
+        let (proxy, status) = from_config_map("linkerd-identity-trust-roots", started.clone());
+        let mut p = pod(vec![proxy]);
+        p.status = Some(status);
         assert_eq!(
             pod_trust(&p),
             PodTrust::FromConfigMap {
